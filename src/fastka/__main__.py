@@ -1,0 +1,5 @@
+import sys
+
+from fastka.cli import main
+
+sys.exit(main())

@@ -1,0 +1,2 @@
+# cython: language_level=3
+"""Compiled event loop (placeholder until the event core lands)."""

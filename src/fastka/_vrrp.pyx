@@ -1,0 +1,2 @@
+# cython: language_level=3
+"""Compiled VRRP codec (placeholder until the codec lands)."""

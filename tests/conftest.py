@@ -1,0 +1,57 @@
+"""Shared test fixtures.
+
+* ``implementations(compiled, reference)`` builds the parameter list that runs a test
+  against the compiled module (id ``fastka``, mark ``compiled``) and its pure-Python
+  reference (id ``python``). With ``FASTKA_NO_EXTENSIONS=1`` only the reference runs.
+* ``require_root()`` / ``require_tool(name)`` skip with a clear reason when something
+  is missing -- unless ``FASTKA_REQUIRE_ALL=1`` (set by the test command, so in CI),
+  where a missing prerequisite fails the test instead of skipping it silently.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+from types import ModuleType
+
+import pytest
+
+from fastka._compat import USE_EXTENSIONS
+
+REQUIRE_ALL = os.environ.get("FASTKA_REQUIRE_ALL", "") not in ("", "0")
+
+
+def implementations(compiled: str, reference: str) -> list[object]:
+    """pytest params for a compiled module and its reference, compiled first."""
+    params: list[object] = []
+    if USE_EXTENSIONS:
+        params.append(pytest.param(compiled, id="fastka", marks=pytest.mark.compiled))
+    params.append(pytest.param(reference, id="python"))
+    return params
+
+
+def load(name: str) -> ModuleType:
+    return importlib.import_module(name)
+
+
+def _missing(reason: str) -> None:
+    if REQUIRE_ALL:
+        pytest.fail(f"prerequisite missing with FASTKA_REQUIRE_ALL=1: {reason}")
+    pytest.skip(reason)
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        _missing("needs root (network namespaces, raw sockets)")
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name) or next(
+        (p for p in (f"/usr/sbin/{name}", f"/sbin/{name}", f"/usr/bin/{name}") if os.access(p, os.X_OK)),
+        None,
+    )
+    if path is None:
+        _missing(f"needs the tool {name!r} (installed by scripts/run.sh)")
+        raise AssertionError("unreachable")
+    return path
