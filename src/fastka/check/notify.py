@@ -1,0 +1,185 @@
+"""Checker-side notifications: notify_up/down and quorum scripts, LVS FIFO lines.
+
+FIFO lines follow Keepalived's ``notify_fifo_vs/rs()`` (cli.md §4.3)::
+
+    VS [192.168.201.15]:tcp:80 UP
+    RS [1.2.3.4]:tcp:80 [192.168.201.15]:tcp:80 DOWN
+
+each written with ``\\n`` **and a trailing NUL byte**, as Keepalived's LVS writer passes
+the string size including its terminator to ``write()``. Writes are non-blocking; a full
+FIFO drops the line (EAGAIN), as Keepalived.
+
+Scripts get only their configured argv (cli.md §4.4), run as the script user (per-script
+user, else ``script_user``, else ``keepalived_script`` if it exists, else root), and with
+``enable_script_security`` a script that a non-root user could modify is refused
+(Keepalived's rule: the file and every directory above it must not be writable by anyone
+but root or the user the script runs as).
+"""
+
+from __future__ import annotations
+
+import grp
+import logging
+import os
+import pwd
+import stat
+from typing import Protocol
+
+from fastka.check.base import LoopLike
+from fastka.check.spec import Script
+
+log = logging.getLogger("fastka.check")
+
+
+class Notifier(Protocol):
+    def run_script(self, script: Script) -> None: ...
+    def fifo(self, line: str) -> None: ...
+
+
+class RecordingNotifier:
+    """Keeps what would have been run/written (tests, dry runs)."""
+
+    def __init__(self) -> None:
+        self.scripts: list[tuple[str, ...]] = []
+        self.lines: list[str] = []
+
+    def run_script(self, script: Script) -> None:
+        self.scripts.append(script.argv)
+
+    def fifo(self, line: str) -> None:
+        self.lines.append(line)
+
+
+def fifo_bytes(line: str) -> bytes:
+    """One LVS FIFO record: the line, a newline and Keepalived's trailing NUL."""
+    return line.encode() + b"\n\0"
+
+
+def open_fifo(path: str) -> int:
+    """Open (creating if needed, mode 0644) a FIFO for non-blocking writes."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        os.mkfifo(path, 0o644)
+    else:
+        if not stat.S_ISFIFO(st.st_mode):
+            raise OSError(f"{path} is not a FIFO")
+    # O_RDWR so that opening never fails for want of a reader (as Keepalived).
+    return os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+
+
+def resolve_user(user: str | None, group: str | None) -> tuple[int, int] | None:
+    """(uid, gid) for a script user; None = run as ourselves."""
+    if user is None:
+        return None
+    try:
+        pw = pwd.getpwnam(user) if not user.isdigit() else pwd.getpwuid(int(user))
+    except KeyError:
+        raise LookupError(f"unknown script user {user}") from None
+    gid = pw.pw_gid
+    if group is not None:
+        try:
+            gid = grp.getgrnam(group).gr_gid if not group.isdigit() else int(group)
+        except KeyError:
+            raise LookupError(f"unknown script group {group}") from None
+    return pw.pw_uid, gid
+
+
+def default_script_user(script_user: str | None, script_group: str | None) -> tuple[str | None, str | None]:
+    if script_user is not None:
+        return script_user, script_group
+    try:
+        pwd.getpwnam("keepalived_script")
+    except KeyError:
+        return None, None
+    return "keepalived_script", None
+
+
+def script_is_secure(path: str, uid: int) -> bool:
+    """Keepalived's script security rule for a script run as ``uid``."""
+    if os.getuid() != 0:
+        return True
+    real = os.path.realpath(path)
+    node = real
+    while True:
+        try:
+            st = os.stat(node)
+        except OSError:
+            return False
+        if st.st_uid not in (0, uid):
+            return False
+        if st.st_mode & stat.S_IWOTH and not (stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX):
+            return False
+        if st.st_mode & stat.S_IWGRP and st.st_gid != 0:
+            return False
+        parent = os.path.dirname(node)
+        if parent == node:
+            return True
+        node = parent
+
+
+class LoopNotifier:
+    """Runs scripts through ``loop.spawn`` and writes the LVS FIFOs."""
+
+    def __init__(
+        self,
+        loop: LoopLike,
+        fifos: tuple[str, ...] = (),
+        *,
+        script_user: str | None = None,
+        script_group: str | None = None,
+        script_security: bool = False,
+    ) -> None:
+        self.loop = loop
+        self.default_user = default_script_user(script_user, script_group)
+        self.script_security = script_security
+        self.fifo_fds: list[int] = []
+        for path in fifos:
+            try:
+                self.fifo_fds.append(open_fifo(path))
+            except OSError as exc:
+                log.error("Unable to open notify FIFO %s: %s", path, exc)
+
+    def close(self) -> None:
+        for fd in self.fifo_fds:
+            os.close(fd)
+        self.fifo_fds = []
+
+    def fifo(self, line: str) -> None:
+        data = fifo_bytes(line)
+        for fd in self.fifo_fds:
+            try:
+                os.write(fd, data)
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                log.warning("Write to LVS notify FIFO failed: %s", exc)
+
+    def credentials(self, script: Script) -> tuple[int, int] | None:
+        user, group = (script.user, script.group) if script.user else self.default_user
+        return resolve_user(user, group)
+
+    def run_script(self, script: Script) -> None:
+        try:
+            creds = self.credentials(script)
+        except LookupError as exc:
+            log.error("Script %s not run: %s", script.text, exc)
+            return
+        uid = creds[0] if creds else os.getuid()
+        if self.script_security and not script_is_secure(script.argv[0], uid):
+            log.warning("Script %s is insecure (writable by another user): not run", script.text)
+            return
+
+        def reaped(pid: int, status: int) -> None:
+            if status:
+                log.info("Script %s exited with status %d", script.text, status)
+
+        try:
+            self.loop.spawn(
+                list(script.argv),
+                reaped,
+                uid=creds[0] if creds else None,
+                gid=creds[1] if creds else None,
+            )
+        except OSError as exc:
+            log.error("Unable to run script %s: %s", script.text, exc)
