@@ -1,0 +1,64 @@
+"""Fixtures for tests that build network namespaces (see ``rig.py`` for the rig itself).
+
+* ``rig``: a fresh :class:`rig.Rig`, closed (everything removed) after the test.
+* ``lan``: a rig with bridge ``lan`` and routers ``r1`` (host 11) and ``r2`` (host 12) --
+  the golden captures' topology: MACs 02:99:00:00:00:1x, 10.99.0.1x/24, fd99::1x/64.
+
+Session start removes namespaces left behind by killed runs; SIGTERM/SIGHUP close every
+rig before pytest unwinds.
+
+pytest imports every ``conftest.py`` of this (package-less) test tree under the module
+name ``conftest``, so after this file is imported, ``from conftest import require_root``
+anywhere resolves *here*: the root conftest's helpers are re-exported for that reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import NamedTuple
+
+import pytest
+from rig import Bridge, Netns, Rig, _root, install_signal_guard, remove_stale_namespaces, require_netns
+
+# re-exported: see the module docstring
+REQUIRE_ALL = _root.REQUIRE_ALL
+implementations = _root.implementations
+load = _root.load
+require_root = _root.require_root
+require_tool = _root.require_tool
+
+__all__ = ["REQUIRE_ALL", "Lan", "implementations", "load", "require_root", "require_tool"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _netns_session_guard() -> Iterator[None]:
+    import os
+
+    if os.geteuid() == 0:
+        remove_stale_namespaces()
+    restore = install_signal_guard()
+    yield
+    restore()
+
+
+@pytest.fixture
+def rig() -> Iterator[Rig]:
+    require_netns()
+    r = Rig()
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+class Lan(NamedTuple):
+    rig: Rig
+    lan: Bridge
+    r1: Netns
+    r2: Netns
+
+
+@pytest.fixture
+def lan(rig: Rig) -> Lan:
+    br = rig.bridge("lan")
+    return Lan(rig, br, rig.router("r1", br, host=11), rig.router("r2", br, host=12))
