@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from fastka.check.spec import ServiceSpec
 from fastka.errors import IpvsError
@@ -114,3 +114,118 @@ class MemorySink:
     def weights(self, svc_key: tuple[object, ...]) -> dict[tuple[str, int], int]:
         """``{(address, port): weight}`` of one service."""
         return {k: d.weight for k, d in self.dests.get(svc_key, {}).items()}
+
+
+class KernelSink:
+    """The real thing: :class:`fastka.ipvs.ipvs.Ipvs` (generic netlink), one command per
+    call so that each failure is reported with its errno and entry."""
+
+    def __init__(self, ipvs: object | None = None) -> None:
+        from fastka.ipvs import ipvs as ipvs_mod
+
+        self._mod = ipvs_mod
+        self.ipvs: Any = ipvs if ipvs is not None else ipvs_mod.Ipvs()
+        self._services: dict[tuple[object, ...], Any] = {}
+
+    def service(self, svc: ServiceSpec) -> Any:
+        cached = self._services.get(svc.key)
+        if cached is not None and cached[0] == svc:
+            return cached[1]
+        mod = self._mod
+        s = mod.Service(
+            addr=svc.address or "",
+            port=svc.port,
+            protocol=mod.PROTOCOLS.get(svc.protocol, 0),
+            fwmark=svc.fwmark,
+            af=svc.af,
+            sched_name=svc.sched_name,
+            flags=svc.flags,
+            timeout=svc.timeout,
+            netmask=svc.netmask,
+            pe_name=svc.pe_name or "",
+        )
+        self._services[svc.key] = (svc, s)
+        return s
+
+    def dest(self, svc: Any, d: DestSpec) -> Any:
+        mod = self._mod
+        return mod.Dest(
+            addr=d.address,
+            port=d.port,
+            weight=d.weight,
+            fwd_method=mod.FWD_METHODS[d.fwd],
+            u_threshold=d.uthreshold,
+            l_threshold=d.lthreshold,
+            tun_type=d.tun_type,
+            tun_port=d.tun_port,
+            tun_flags=d.tun_flags,
+        ).for_service(svc)
+
+    def new_service(self, svc: ServiceSpec) -> None:
+        self.ipvs.new_service(self.service(svc))
+
+    def set_service(self, svc: ServiceSpec) -> None:
+        self.ipvs.set_service(self.service(svc))
+
+    def del_service(self, svc: ServiceSpec) -> None:
+        self.ipvs.del_service(self.service(svc))
+        self._services.pop(svc.key, None)
+
+    def new_dest(self, svc: ServiceSpec, dest: DestSpec) -> None:
+        s = self.service(svc)
+        self.ipvs.new_dest(s, self.dest(s, dest))
+
+    def set_dest(self, svc: ServiceSpec, dest: DestSpec) -> None:
+        s = self.service(svc)
+        self.ipvs.set_dest(s, self.dest(s, dest))
+
+    def del_dest(self, svc: ServiceSpec, dest: DestSpec) -> None:
+        s = self.service(svc)
+        self.ipvs.del_dest(s, self.dest(s, dest))
+
+    def flush(self) -> None:
+        self.ipvs.flush()
+
+
+class LoggingSink(MemorySink):
+    """A dry run: keeps the table in memory and logs each command."""
+
+    def __init__(self, logger: Any) -> None:
+        super().__init__()
+        self._logger = logger
+
+    def _record(self) -> None:
+        op, svc, dest, weight = self.log[-1]
+        self._logger.info(
+            "IPVS %s %s %s%s", op, svc, dest or "", f" weight {weight}" if weight is not None else ""
+        )
+
+    def new_service(self, svc: ServiceSpec) -> None:
+        try:
+            super().new_service(svc)
+        finally:
+            self._record()
+
+    def del_service(self, svc: ServiceSpec) -> None:
+        try:
+            super().del_service(svc)
+        finally:
+            self._record()
+
+    def new_dest(self, svc: ServiceSpec, dest: DestSpec) -> None:
+        try:
+            super().new_dest(svc, dest)
+        finally:
+            self._record()
+
+    def set_dest(self, svc: ServiceSpec, dest: DestSpec) -> None:
+        try:
+            super().set_dest(svc, dest)
+        finally:
+            self._record()
+
+    def del_dest(self, svc: ServiceSpec, dest: DestSpec) -> None:
+        try:
+            super().del_dest(svc, dest)
+        finally:
+            self._record()
