@@ -992,6 +992,26 @@ class OwnershipSampler:
         self.stop()
 
 
+# --------------------------------------------------------------------------- golden captures
+
+
+def golden_dir() -> Path:
+    """Keepalived 2.2.7's captures (``vrrp-golden``): a copy under ``tests/data`` or the shared one."""
+    here = Path(__file__).resolve().parent
+    for cand in (here.parent / "data" / "vrrp-golden", here.parents[2] / "shared" / "vrrp-golden"):
+        if (cand / "README.md").is_file():
+            return cand
+    _root._missing("the golden captures (vrrp-golden) are not available")
+    raise AssertionError("unreachable")
+
+
+def golden(name: str) -> dict[str, Any]:
+    """``NAME.expected.json`` of a golden scenario (frames as hex, decoded fields)."""
+    import json
+
+    return dict(json.loads((golden_dir() / f"{name}.expected.json").read_text()))
+
+
 # --------------------------------------------------------------------------- the rig
 
 _live_rigs: weakref.WeakSet[Rig] = weakref.WeakSet()
@@ -1007,6 +1027,7 @@ class Rig:
         self.processes: list[Process] = []
         self.captures: list[Capture] = []
         self.samplers: list[OwnershipSampler] = []
+        self._owned: list[Any] = []
         self.closed = False
         _live_rigs.add(self)
 
@@ -1152,11 +1173,19 @@ class Rig:
 
     # -- cleanup ---------------------------------------------------------------------------
 
+    def own(self, obj: T) -> T:
+        """Close ``obj`` (anything with ``close()``: sockets, fastka objects) when the rig closes."""
+        self._owned.append(obj)
+        return obj
+
     def close(self) -> None:
         """Stop everything and delete every namespace and temp file. Idempotent; never raises."""
         if self.closed:
             return
         self.closed = True
+        for obj in reversed(self._owned):
+            with contextlib.suppress(Exception):
+                obj.close()
         for s in self.samplers:
             with contextlib.suppress(Exception):
                 s.stop()
@@ -1265,6 +1294,8 @@ __all__ = [
     "Timeline",
     "VrrpDaemon",
     "cleanup_all",
+    "golden",
+    "golden_dir",
     "install_signal_guard",
     "remove_stale_namespaces",
     "require_netns",
