@@ -176,6 +176,9 @@ OPTIONS: tuple[OptSpec, ...] = (
     OptSpec(
         "mem_check", None, "mem-check", Arg.NONE, "fastka: track allocations and report what was not freed"
     ),
+    OptSpec("status_socket", None, "status-socket", Arg.REQUIRED, "fastka: serve the status on this unix socket"),
+    OptSpec("status_http", None, "status-http", Arg.REQUIRED, "fastka: serve the status on [HOST:]PORT (HTTP)"),
+    OptSpec("status_file", None, "status-file", Arg.REQUIRED, "fastka: write the status to FILE on every change"),
     OptSpec(
         "log_level",
         None,
@@ -236,6 +239,9 @@ class Options:
     mem_check_log: bool = False
     mem_check: bool = False
     log_level: str | None = None
+    status_socket: str | None = None
+    status_http: str | None = None
+    status_file: str | None = None
     version: bool = False
     help: bool = False
     # Which options were given explicitly (pid file defaults depend on config otherwise).

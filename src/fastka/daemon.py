@@ -1,12 +1,1096 @@
-"""The fastka parent process (filled in by the VRRP router and daemon issues)."""
+"""The fastka parent process: configuration, children, watchdog, signals, status.
+
+As Keepalived's parent (cli.md §1, §3), it reads the configuration, forks the children
+the configuration needs -- ``vrrp`` when there are ``vrrp_*``/``static_*`` blocks,
+``checker`` when there are ``virtual_server`` blocks, or as ``-P``/``-C`` say -- and then
+only supervises:
+
+* **watchdog**: every ``hello_interval`` it sends a "hello" over each child's channel
+  (:mod:`fastka.ipc`); the child's own loop answers. A child that dies, or stays silent
+  for ``hello_timeout`` (a hung loop, SIGSTOP), is killed and restarted, at once the first
+  time and with a doubling back-off while it keeps dying young, with a log line saying
+  why. ``-R`` turns respawning off (the daemon stops instead). A child exiting with 1, 2
+  or 4 stops everything (``exited with permanent error CONFIG. Terminating``).
+  Children die with the parent (``PR_SET_PDEATHSIG``, see :mod:`fastka.child`).
+* **SIGHUP**: re-read and validate the configuration; if it has errors, keep running the
+  old one and log why -- never die on a broken file. Otherwise send the new model to
+  each child (which applies only the difference), start a child that is newly needed and
+  stop one that no longer is. ``RELOADING=1``/``READY=1`` to systemd around it.
+* **SIGTERM/SIGINT**: SIGTERM to the children (they clean up: priority-0 adverts, VIPs
+  and IPVS entries removed, notify_stop), SIGKILL after ``child_wait_time``, pid files
+  removed, exit 0.
+* **SIGUSR1** writes the parent's data dump and is forwarded to every child; SIGUSR2,
+  STATS_CLEAR and the JSON signal go to the VRRP child only (cli.md §3).
+* **status**: the children report snapshots on every change; the parent serves the
+  status document, ``/metrics`` and the instance paths (:mod:`fastka.statusd`) and writes
+  the status file.
+
+Forks happen outside the loop's callbacks: a callback that needs a child started stops
+the loop, :meth:`Parent._main` forks and runs the loop again, so a child never starts
+life inside its parent's dispatch.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import json
+import logging
+import os
+import platform
+import signal
+import socket
 import sys
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
+from fastka import log as fastka_log
+from fastka import memcheck, metrics, status, systemd
+from fastka._version import __version__
+from fastka.child import (
+    ROLE_TITLES,
+    SIGJSON,
+    SIGSTATS_CLEAR,
+    ChildSpec,
+    ConfigFacts,
+    SubsystemFactory,
+    facts_of,
+    run_child,
+)
 from fastka.cli import ExitCode, Options
+from fastka.errors import FastkaError
+from fastka.ipc import Channel, Message
+from fastka.pidfile import AlreadyRunning, PidFile, holder
+from fastka.statusd import StatusServer, parse_http_address
+
+if TYPE_CHECKING:
+    from fastka.loop import Loop, Timer
+
+log = logging.getLogger("fastka.daemon")
+
+# Where each child's subsystem lives ("module:callable" returning a child.Subsystem).
+SUBSYSTEMS: dict[str, str] = {
+    "vrrp": "fastka.vrrp.subsystem:VrrpSubsystem",
+    "checker": "fastka.check.subsystem:CheckerSubsystem",
+}
+
+# A child exiting with one of these stops the whole daemon (lib/scheduler.c).
+PERMANENT_EXITS = {
+    ExitCode.FATAL: "FATAL",
+    ExitCode.CONFIG: "CONFIG",
+    ExitCode.MISSING_PERMISSION: "PERMISSION",
+}
+
+# Signals Keepalived's parent ignores from its first instruction until its handlers are
+# installed, so that an early SIGHUP is lost rather than fatal (cli.md §3).
+_EARLY_IGNORED = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, SIGSTATS_CLEAR, SIGJSON)
 
 
-def run(opts: Options) -> int:
-    print("fastka: the daemon is not built yet", file=sys.stderr)
-    return ExitCode.FATAL
+class ConfigLoadError(FastkaError):
+    """The configuration could not be read at all (missing file, unreadable)."""
+
+    def __init__(self, message: str, exit_code: int = ExitCode.NO_CONFIG) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class Loaded:
+    """A configuration as the parent sees it."""
+
+    config: Any
+    facts: ConfigFacts
+    errors: list[str] = field(default_factory=list)  # a reload with any of these is refused
+    warnings: list[str] = field(default_factory=list)
+    fatal: bool = False  # unusable even at start-up
+
+
+Loader = Callable[[Options], Loaded]
+
+
+def load_config(opts: Options) -> Loaded:
+    """Compile ``opts.config_file`` with :mod:`fastka.config` and sort its diagnostics.
+
+    Errors (what ``fastka -t`` reports at ERROR level, a missing include file among them)
+    make a reload refused; warnings (an interface that does not exist yet, ...) are logged
+    and the configuration is used.
+    """
+    path = opts.config_file
+    if not os.path.exists(path):
+        raise ConfigLoadError(f"Configuration file {path} does not exist")
+    from fastka import config as config_pkg
+
+    load = getattr(config_pkg, "load", None)
+    if load is None:
+        raise ConfigLoadError("the configuration compiler is not available", ExitCode.FATAL)
+    try:
+        result = load(path, config_id=opts.effective_config_id)
+    except OSError as exc:
+        raise ConfigLoadError(f"Cannot read configuration file {path}: {exc.strerror or exc}") from exc
+    if isinstance(result, tuple):
+        config, diagnostics = result
+    else:
+        config, diagnostics = result, getattr(result, "diagnostics", [])
+    errors, warnings, fatal = [], [], False
+    for d in diagnostics or []:
+        level = int(getattr(d, "level", logging.ERROR))
+        text = str(d)
+        if level >= logging.ERROR:
+            errors.append(text)
+            fatal = fatal or getattr(getattr(d, "status", None), "name", "") == "FATAL"
+        elif level >= logging.WARNING:
+            warnings.append(text)
+    if config is None:
+        fatal = True
+    return Loaded(config=config, facts=facts_of(config), errors=errors, warnings=warnings, fatal=fatal)
+
+
+@dataclass
+class Tuning:
+    """Watchdog and restart timing (seconds)."""
+
+    hello_interval: float = 2.0
+    hello_timeout: float = 10.0  # silence after which a running child counts as hung
+    start_timeout: float = 60.0  # ... before it has said "started" (a big configuration)
+    reload_timeout: float = 60.0  # ... while it applies a reload
+    status_timeout: float = 0.5  # wait for fresh snapshots before answering a request
+    stable_time: float = 60.0  # a child that lived this long resets its back-off
+    backoff_first: float = 0.5
+    backoff_max: float = 30.0
+
+
+def resolve_factory(target: str | SubsystemFactory) -> SubsystemFactory:
+    if not isinstance(target, str):
+        return target
+    module, _, attr = target.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    factory: SubsystemFactory = obj
+    return factory
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with status {code}"
+
+
+def pid_paths(opts: Options, *, instance: str | None = None) -> dict[str, str]:
+    """Pid files of the parent and each child (``-p``/``-r``/``-c`` or Keepalived's defaults)."""
+    paths = {"parent": opts.pid_file, "vrrp": opts.vrrp_pid_file, "checker": opts.checkers_pid_file}
+    if instance:
+        defaults = {
+            "parent": f"/run/keepalived/keepalived_{instance}.pid",
+            "vrrp": f"/run/keepalived/vrrp_{instance}.pid",
+            "checker": f"/run/keepalived/checkers_{instance}.pid",
+        }
+        given = {"parent": "pid_file", "vrrp": "vrrp_pid_file", "checker": "checkers_pid_file"}
+        for role, path in defaults.items():
+            if given[role] not in opts.given:
+                paths[role] = path
+    return {role: os.path.abspath(path) for role, path in paths.items()}
+
+
+@dataclass
+class _Proc:
+    """The parent's record of one child role."""
+
+    role: str
+    title: str
+    pid: int | None = None
+    channel: Channel | None = None
+    started_mono: float = 0.0
+    started_ok: bool = False
+    last_answer: float = 0.0
+    hello_seq: int = 0
+    incarnation: int = 0
+    failures: int = 0
+    kill_reason: str | None = None
+    retiring: bool = False  # stopped because no longer needed
+    restart_timer: Timer | None = None
+    reload_sent: float | None = None
+    section: Mapping[str, Any] | None = None
+    checkpoint: Any = None
+
+
+class Parent:
+    def __init__(
+        self,
+        opts: Options,
+        *,
+        loader: Loader = load_config,
+        factories: Mapping[str, str | SubsystemFactory] | None = None,
+        tuning: Tuning | None = None,
+    ) -> None:
+        self.opts = opts
+        self.loader = loader
+        self.factory_targets: dict[str, str | SubsystemFactory] = dict(SUBSYSTEMS)
+        self.factory_targets.update(factories or {})
+        self.factories: dict[str, SubsystemFactory] = {}
+        self.tuning = tuning or Tuning()
+        self.loaded: Loaded | None = None
+        self.loop: Loop | None = None
+        self.procs: dict[str, _Proc] = {}
+        self.by_pid: dict[int, _Proc] = {}
+        self.pid_file: PidFile | None = None
+        self.paths: dict[str, str] = {}
+        self.board = status.Board(config_file=opts.config_file, config_id=opts.effective_config_id)
+        self.server: StatusServer | None = None
+        self.status_target: tuple[str | None, str | None] = (None, None)
+        self.status_file: str | None = None
+        self.mem_check = memcheck.wanted(opts)
+        self._wanted: set[str] = set()
+        self._to_start: set[str] = set()
+        self._exit_code: int | None = None
+        self._stopping = False
+        self._kill_timer: Timer | None = None
+        self._reload_seq = 0
+        self._reload_waiting: set[str] = set()
+        self._reload_errors: list[str] = []
+        self._reload_timer: Timer | None = None
+        self._reload_again = False
+        self._status_write: Timer | None = None
+        self._refresh_waiting: set[str] = set()
+        self._refresh_callbacks: list[Callable[[], None]] = []
+        self._refresh_timer: Timer | None = None
+        self._refresh_id = 0
+
+    # ---------------------------------------------------------------- start-up
+
+    def run(self) -> int:
+        for signum in _EARLY_IGNORED:
+            signal.signal(signum, signal.SIG_IGN)
+        opts = self.opts
+        if opts.umask is not None:
+            os.umask(opts.umask)
+        self._absolutise_paths()
+        fastka_log.setup_for(opts, "parent")
+        if self.mem_check:
+            memcheck.start()
+        log.info("Starting fastka v%s (Keepalived-compatible)", __version__)
+        uname = os.uname()
+        log.info("Running on %s %s %s", uname.sysname, uname.release, uname.version)
+        log.info("Command line: %s", " ".join(repr(a) for a in sys.argv))
+        log.info("Configuration file %s", opts.config_file)
+        try:
+            loaded = self.loader(opts)
+        except ConfigLoadError as exc:
+            log.error("%s", exc)
+            return exc.exit_code
+        for text in loaded.warnings + loaded.errors:
+            log.warning("%s", text)
+        if loaded.fatal:
+            log.error("Configuration is unusable; stopping")
+            return ExitCode.CONFIG
+        self.loaded = loaded
+        self._dump_conf_at_start()
+        facts = loaded.facts
+        if facts.router_id:
+            self.board.daemon["router_id"] = facts.router_id
+        self.paths = pid_paths(
+            opts, instance=getattr(getattr(loaded.config, "global_defs", None), "instance", None)
+        )
+        self._wanted = self._wanted_roles(facts)
+        for role in ("parent", *sorted(self._wanted)):
+            pid = holder(self.paths[role])
+            if pid is not None:
+                log.info("daemon is already running")
+                return ExitCode.OK
+        try:
+            self._resolve_factories(self._wanted)
+        except Exception as exc:
+            log.error("Cannot load a subsystem: %s", exc)
+            return ExitCode.FATAL
+        if not opts.dont_fork:
+            _daemonize()
+        self.board.daemon["pid"] = os.getpid()
+        self.pid_file = PidFile(self.paths["parent"])
+        try:
+            self.pid_file.acquire()
+        except AlreadyRunning:
+            log.info("daemon is already running")
+            return ExitCode.OK
+        except OSError as exc:
+            log.error("Cannot write pid file %s: %s", self.paths["parent"], exc)
+            return ExitCode.FATAL
+        try:
+            return self._main()
+        finally:
+            self._cleanup()
+
+    def _absolutise_paths(self) -> None:
+        # Daemonising moves to /; relative names would then mean something else.
+        opts = self.opts
+        opts.config_file = os.path.abspath(opts.config_file)
+        for name in (
+            "pid_file",
+            "vrrp_pid_file",
+            "checkers_pid_file",
+            "log_file",
+            "status_socket",
+            "status_file",
+        ):
+            value = getattr(opts, name, None)
+            if value:
+                setattr(opts, name, os.path.abspath(value))
+        self.board.daemon["config_file"] = opts.config_file
+
+    def _dump_conf_at_start(self) -> None:
+        if self.opts.dump_conf is None or self.loaded is None:
+            return
+        for line in _config_dump(self.loaded.config, json_=self.opts.dump_conf == "json").splitlines():
+            log.info("%s", line)
+
+    def _wanted_roles(self, facts: ConfigFacts) -> set[str]:
+        opts = self.opts
+        if opts.vrrp_only or opts.check_only:
+            # -P / -C (both = both), as Keepalived: only what was asked, if configured.
+            wanted = {r for r, asked in (("vrrp", opts.vrrp_only), ("checker", opts.check_only)) if asked}
+        else:
+            wanted = {"vrrp", "checker"}
+        if not opts.all_children:
+            wanted = {r for r in wanted if (facts.has_vrrp if r == "vrrp" else facts.has_checker)}
+        return wanted
+
+    def _resolve_factories(self, roles: set[str]) -> None:
+        for role in roles:
+            if role not in self.factories:
+                self.factories[role] = resolve_factory(self.factory_targets[role])
+
+    def _main(self) -> int:
+        from fastka.loop import Loop
+
+        self.loop = loop = Loop()
+        self._install_signals()
+        self.board.daemon["config_loaded"] = time.time()
+        self._configure_status()
+        wd = systemd.watchdog_interval()
+        if wd:
+            loop.call_periodic(wd, systemd.watchdog)
+        loop.call_periodic(self.tuning.hello_interval, self._watchdog)
+        for role in sorted(self._wanted):
+            self._to_start.add(role)
+        self.board.daemon["state"] = "running"
+        systemd.ready(self._systemd_status())
+        if not self._wanted:
+            log.info("No VRRP or virtual server configuration: running without children")
+        while True:
+            self._start_pending()
+            if self._exit_code is not None:
+                break
+            loop.run()
+        return self._exit_code
+
+    def _install_signals(self) -> None:
+        loop = self.loop
+        assert loop is not None
+        handlers: dict[int, Callable[[int], None]] = {
+            signal.SIGHUP: self._on_hup,
+            signal.SIGTERM: self._on_term,
+            signal.SIGUSR1: self._on_usr1,
+            signal.SIGUSR2: self._forward_to_vrrp,
+            SIGSTATS_CLEAR: self._forward_to_vrrp,
+            SIGJSON: self._forward_to_vrrp,
+        }
+        if self.opts.ignore_sigint:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        else:
+            handlers[signal.SIGINT] = self._on_term
+        for signum, handler in handlers.items():
+            loop.add_signal_handler(signum, handler)
+            # Blocked now; an ignored signal would be discarded before signalfd saw it.
+            signal.signal(signum, signal.SIG_DFL)
+
+    # ---------------------------------------------------------------- children
+
+    def _proc(self, role: str) -> _Proc:
+        if role not in self.procs:
+            self.procs[role] = _Proc(role=role, title=ROLE_TITLES.get(role, role))
+        return self.procs[role]
+
+    def _request_start(self, role: str) -> None:
+        self._to_start.add(role)
+        assert self.loop is not None
+        self.loop.stop()
+
+    def _start_pending(self) -> None:
+        pending, self._to_start = self._to_start, set()
+        for role in sorted(pending):
+            proc = self._proc(role)
+            if self._stopping or role not in self._wanted or proc.pid is not None:
+                continue
+            try:
+                self._spawn(proc)
+            except OSError as exc:
+                log.error("Cannot start the %s child process: %s", proc.title, exc)
+                self._schedule_restart(proc, f"fork failed: {exc}")
+
+    def _spawn(self, proc: _Proc) -> None:
+        loop = self.loop
+        assert loop is not None and self.loaded is not None
+        role = proc.role
+        parent_sock, child_sock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        spec = ChildSpec(
+            role=role,
+            factory=self.factories[role],
+            config=self.loaded.config,
+            facts=self.loaded.facts,
+            options=self.opts,
+            parent_pid=os.getpid(),
+            pid_file=self.paths[role],
+            incarnation=proc.incarnation,
+            resume=proc.checkpoint,
+            mem_check=self.mem_check,
+        )
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            code = ExitCode.PROGRAM_ERROR
+            try:
+                parent_sock.detach()
+                self._forget_in_child()
+                code = run_child(spec, child_sock)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    traceback.print_exc()
+            finally:
+                os._exit(code)
+        child_sock.close()
+        proc.pid = pid
+        proc.started_mono = proc.last_answer = loop.time()
+        proc.started_ok = False
+        proc.kill_reason = None
+        proc.retiring = False
+        proc.reload_sent = None
+        proc.channel = Channel(
+            loop, parent_sock, partial(self._on_child_message, proc), partial(self._on_channel_closed, proc)
+        )
+        self.by_pid[pid] = proc
+        loop.watch_child(pid, self._child_exited)
+        health = self.board.child(role)
+        health["state"] = "starting"
+        health["pid"] = pid
+        health["started"] = time.time()
+        health["last_hello"] = health["hello_rtt"] = None
+        log.info("Starting %s child process, pid=%d", proc.title, pid)
+        self._status_changed()
+
+    def _forget_in_child(self) -> None:
+        """In a new child: make the parent's objects let go of their descriptors, which the
+        child closes wholesale (and then reuses the numbers)."""
+        for proc in self.procs.values():
+            if proc.channel is not None:
+                proc.channel.forget()
+        if self.server is not None:
+            self.server.forget()
+        if self.pid_file is not None:
+            self.pid_file.forget()
+
+    def _on_channel_closed(self, proc: _Proc) -> None:
+        proc.channel = None
+
+    def _on_child_message(self, proc: _Proc, msg: Message) -> None:
+        assert self.loop is not None
+        now = self.loop.time()
+        proc.last_answer = now
+        op = msg.get("op")
+        health = self.board.child(proc.role)
+        if op == "hello":
+            sent = msg.get("t")
+            if isinstance(sent, float):
+                health["hello_rtt"] = max(0.0, now - sent)
+            health["last_hello"] = time.time()
+        elif op == "started":
+            proc.started_ok = True
+            if health["state"] == "starting":
+                health["state"] = "running"
+            systemd.status(self._systemd_status())
+            self._status_changed()
+        elif op == "status":
+            proc.section = msg.get("status")
+            proc.checkpoint = msg.get("checkpoint")
+            self.board.sections[proc.role] = proc.section
+            health["status_time"] = msg.get("time")
+            if msg.get("id") is not None:
+                self._refresh_answered(proc.role)
+            self._status_changed()
+        elif op == "reloaded":
+            proc.reload_sent = None
+            if health["state"] == "reloading":
+                health["state"] = "running"
+            if not msg.get("ok"):
+                self._reload_errors.append(f"{proc.role}: {msg.get('error')}")
+            self._reload_waiting.discard(proc.role)
+            self._reload_check_done()
+
+    def _child_exited(self, pid: int, code: int) -> None:
+        proc = self.by_pid.pop(pid, None)
+        if proc is None:
+            return
+        if proc.channel is not None:
+            proc.channel.close()
+        proc.pid = None
+        _remove_pid_file_of(self.paths.get(proc.role), pid)
+        how = describe_exit(code)
+        reason = proc.kill_reason or ("stopped" if (self._stopping or proc.retiring) else "died")
+        health = self.board.child(proc.role)
+        health["pid"] = None
+        health["last_exit"] = {"time": time.time(), "code": code, "status": how, "reason": reason}
+        self._reload_waiting.discard(proc.role)
+        self._refresh_answered(proc.role)
+        self._reload_check_done()
+        if self._stopping or proc.retiring:
+            health["state"] = "stopped"
+            log.info("%s child process(%d) %s", proc.title, pid, how)
+            if proc.retiring:
+                proc.section = None
+                self.board.sections[proc.role] = None
+            self._status_changed()
+            if self._stopping and not self.by_pid:
+                self._finish(self._exit_code_on_stop)
+            return
+        if code in PERMANENT_EXITS:
+            health["state"] = "stopped"
+            log.error(
+                "%s child process(%d) exited with permanent error %s. Terminating",
+                proc.title,
+                pid,
+                PERMANENT_EXITS[code],
+            )
+            self._shutdown(exit_code=code)
+            return
+        if self.opts.dont_respawn:
+            health["state"] = "stopped"
+            log.error("%s child process(%d) %s (%s): Exiting", proc.title, pid, how, reason)
+            self._shutdown(exit_code=ExitCode.OK)
+            return
+        self._schedule_restart(proc, f"{how}, {reason}" if proc.kill_reason else how)
+
+    def _schedule_restart(self, proc: _Proc, why: str) -> None:
+        assert self.loop is not None
+        lived = self.loop.time() - proc.started_mono
+        proc.failures = 1 if lived >= self.tuning.stable_time else proc.failures + 1
+        proc.incarnation += 1
+        health = self.board.child(proc.role)
+        health["restarts"] += 1
+        if proc.failures <= 1:
+            delay = 0.0
+        else:
+            delay = min(self.tuning.backoff_first * 2 ** (proc.failures - 2), self.tuning.backoff_max)
+        if delay <= 0:
+            log.warning("%s child process died (%s): Respawning", proc.title, why)
+            health["state"] = "starting"
+            self._request_start(proc.role)
+        else:
+            log.warning(
+                "%s child process died (%s): Respawning in %.1f s (%d failures in a row)",
+                proc.title,
+                why,
+                delay,
+                proc.failures,
+            )
+            health["state"] = "backoff"
+            proc.restart_timer = self.loop.call_later(delay, self._request_start, proc.role)
+        self._status_changed()
+
+    def _kill(self, proc: _Proc, reason: str) -> None:
+        if proc.pid is None:
+            return
+        proc.kill_reason = reason
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+
+    def _watchdog(self) -> None:
+        assert self.loop is not None
+        now = self.loop.time()
+        t = self.tuning
+        for proc in list(self.procs.values()):
+            if proc.pid is None or proc.kill_reason or proc.retiring or self._stopping:
+                continue
+            allowance = t.hello_timeout if proc.started_ok else t.start_timeout
+            since = proc.last_answer
+            if proc.reload_sent is not None:
+                allowance = max(allowance, t.reload_timeout)
+                since = max(since, proc.reload_sent)
+            silent = now - since
+            if silent > allowance:
+                log.error(
+                    "%s child process(%d) not responding for %.1f s: killing it", proc.title, proc.pid, silent
+                )
+                self._kill(proc, f"not responding for {silent:.1f} s")
+                continue
+            if proc.channel is not None:
+                proc.hello_seq += 1
+                proc.channel.send({"op": "hello", "seq": proc.hello_seq, "t": now})
+
+    # ---------------------------------------------------------------- signals
+
+    def _on_hup(self, signum: int) -> None:
+        if self._stopping:
+            return
+        if self._reload_waiting:
+            # One at a time; a burst of SIGHUPs during a reload makes one more reload.
+            self._reload_again = True
+            return
+        self._reload()
+
+    def _reload(self) -> None:
+        assert self.loop is not None and self.loaded is not None
+        log.info("Reloading")
+        systemd.reloading("Reloading")
+        self.board.daemon["state"] = "reloading"
+        fastka_log.reopen_files()
+        reloads = self.board.daemon["reloads"]
+        try:
+            loaded = self.loader(self.opts)
+            problems = loaded.errors or (["the configuration is unusable"] if loaded.fatal else [])
+        except ConfigLoadError as exc:
+            loaded, problems = None, [str(exc)]
+        except Exception as exc:
+            log.exception("reading the configuration failed")
+            loaded, problems = None, [f"{type(exc).__name__}: {exc}"]
+        if loaded is not None:
+            for text in loaded.warnings:
+                log.warning("%s", text)
+        if loaded is None or problems:
+            for text in problems[:20]:
+                log.error("%s", text)
+            more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
+            log.error(
+                "Reload failed: the new configuration has %d error(s)%s; keeping the running configuration",
+                len(problems),
+                more,
+            )
+            reloads["failed"] += 1
+            reloads["last"] = {"time": time.time(), "ok": False, "error": problems[0] if problems else "?"}
+            self.board.daemon["state"] = "running"
+            systemd.ready(
+                f"Reload failed, running the previous configuration: {problems[0] if problems else ''}"
+            )
+            self._status_changed()
+            return
+        wanted = self._wanted_roles(loaded.facts)
+        try:
+            self._resolve_factories(wanted)
+        except Exception as exc:
+            log.error("Reload failed: cannot load a subsystem: %s; keeping the running configuration", exc)
+            reloads["failed"] += 1
+            reloads["last"] = {"time": time.time(), "ok": False, "error": str(exc)}
+            self.board.daemon["state"] = "running"
+            systemd.ready(self._systemd_status())
+            return
+        self.loaded = loaded
+        self.board.daemon["config_loaded"] = time.time()
+        if loaded.facts.router_id:
+            self.board.daemon["router_id"] = loaded.facts.router_id
+        self._reload_seq += 1
+        self._reload_errors = []
+        old_wanted, self._wanted = self._wanted, wanted
+        now = self.loop.time()
+        for role in sorted(old_wanted | wanted | set(self.procs)):
+            proc = self._proc(role)
+            if role not in wanted:
+                if proc.restart_timer is not None:
+                    proc.restart_timer.cancel()
+                if proc.pid is not None and not proc.retiring:
+                    log.info("%s child process(%d) no longer needed: stopping it", proc.title, proc.pid)
+                    self._retire(proc)
+            elif proc.pid is None:
+                if proc.restart_timer is None or not proc.restart_timer.active:
+                    self._to_start.add(role)
+            elif proc.channel is not None:
+                proc.reload_sent = now
+                self.board.child(role)["state"] = "reloading"
+                msg = {"op": "reload", "id": self._reload_seq, "config": loaded.config, "facts": loaded.facts}
+                if proc.channel.send(msg):
+                    self._reload_waiting.add(role)
+        self._configure_status()
+        if self._to_start:
+            self.loop.stop()
+        self._reload_timer = self.loop.call_later(self.tuning.reload_timeout, self._reload_timed_out)
+        self._reload_check_done()
+
+    def _reload_timed_out(self) -> None:
+        if self._reload_waiting:
+            log.warning("Reload: no answer from %s; carrying on", ", ".join(sorted(self._reload_waiting)))
+            self._reload_waiting.clear()
+            self._reload_check_done()
+
+    def _reload_check_done(self) -> None:
+        if self._reload_waiting or self.board.daemon["state"] != "reloading":
+            return
+        if self._reload_timer is not None:
+            self._reload_timer.cancel()
+            self._reload_timer = None
+        reloads = self.board.daemon["reloads"]
+        if self._reload_errors:
+            reloads["failed"] += 1
+            reloads["last"] = {"time": time.time(), "ok": False, "error": "; ".join(self._reload_errors)}
+            log.error("Reload applied with errors: %s", "; ".join(self._reload_errors))
+        else:
+            reloads["ok"] += 1
+            reloads["last"] = {"time": time.time(), "ok": True, "error": None}
+            log.info("Reload finished")
+        self.board.daemon["state"] = "running" if not self._stopping else "stopping"
+        systemd.ready(self._systemd_status())
+        self._status_changed()
+        if self._reload_again and not self._stopping:
+            self._reload_again = False
+            assert self.loop is not None
+            self.loop.call_soon(self._reload)
+
+    def _retire(self, proc: _Proc) -> None:
+        assert self.loop is not None and proc.pid is not None
+        proc.retiring = True
+        self.board.child(proc.role)["state"] = "stopping"
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGTERM)
+        wait = self.loaded.facts.child_wait_time if self.loaded else 5.0
+        self.loop.call_later(wait, self._kill_if_alive, proc, proc.pid)
+
+    def _kill_if_alive(self, proc: _Proc, pid: int) -> None:
+        if proc.pid == pid:
+            log.warning("%s child process(%d) did not stop in time: killing it", proc.title, pid)
+            self._kill(proc, "did not stop in time")
+
+    def _on_term(self, signum: int) -> None:
+        self._shutdown(exit_code=ExitCode.OK)
+
+    def _shutdown(self, *, exit_code: int) -> None:
+        assert self.loop is not None
+        if self._stopping:
+            return
+        self._stopping = True
+        self._exit_code_on_stop = exit_code
+        log.info("Stopping")
+        systemd.stopping("Stopping")
+        self.board.daemon["state"] = "stopping"
+        for proc in self.procs.values():
+            if proc.restart_timer is not None:
+                proc.restart_timer.cancel()
+            if proc.pid is not None:
+                self.board.child(proc.role)["state"] = "stopping"
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGTERM)
+        self._status_changed()
+        if not self.by_pid:
+            self._finish(exit_code)
+            return
+        wait = self.loaded.facts.child_wait_time if self.loaded else 5.0
+        self._kill_timer = self.loop.call_later(wait, self._kill_remaining, wait)
+
+    _exit_code_on_stop: int = ExitCode.OK
+
+    def _kill_remaining(self, wait: float) -> None:
+        for proc in self.procs.values():
+            if proc.pid is not None:
+                log.warning(
+                    "%s child process(%d) did not stop within %.0f s: killing it", proc.title, proc.pid, wait
+                )
+                self._kill(proc, "did not stop in time")
+
+    def _finish(self, code: int) -> None:
+        assert self.loop is not None
+        if self._kill_timer is not None:
+            self._kill_timer.cancel()
+        self._exit_code = code
+        self.loop.stop()
+
+    def _on_usr1(self, signum: int) -> None:
+        log.info("Printing parent data for process(%d) on signal", os.getpid())
+        facts = self.loaded.facts if self.loaded else ConfigFacts()
+        path = status.dump_path("data", "parent", facts.state_dump_file)
+        try:
+            status.atomic_write(path, self._parent_dump())
+        except OSError as exc:
+            log.error("Cannot write %s: %s", path, exc)
+        if self.mem_check:
+            memcheck.log_report("parent")
+        self._forward(signum, list(self.procs.values()))
+
+    def _forward_to_vrrp(self, signum: int) -> None:
+        proc = self.procs.get("vrrp")
+        self._forward(signum, [proc] if proc else [])
+
+    def _forward(self, signum: int, procs: list[_Proc]) -> None:
+        for proc in procs:
+            if proc.pid is not None and not proc.retiring:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signum)
+
+    def _parent_dump(self) -> str:
+        doc = self.board.document()
+        d = doc["daemon"]
+        lines = ["------< fastka parent >------"]
+        for key in ("pid", "version", "config_file", "config_id", "router_id", "state"):
+            lines.append(f" {key.replace('_', ' ').capitalize()} = {d.get(key)}")
+        lines.append(f" Started = {time.ctime(d['started'])}")
+        if d.get("config_loaded"):
+            lines.append(f" Configuration loaded = {time.ctime(d['config_loaded'])}")
+        r = d["reloads"]
+        lines.append(f" Reloads = {r['ok']} ok, {r['failed']} failed")
+        if r["last"]:
+            last = r["last"]
+            lines.append(
+                f" Last reload = {time.ctime(last['time'])} {'ok' if last['ok'] else 'FAILED: ' + str(last['error'])}"
+            )
+        lines.append("------< Children >------")
+        for role, h in doc["children"].items():
+            lines.append(f" {role}: state {h['state']}, pid {h['pid']}, restarts {h['restarts']}")
+            if h.get("last_exit"):
+                le = h["last_exit"]
+                lines.append(f"   last exit {time.ctime(le['time'])}: {le['status']} ({le['reason']})")
+        if self.loaded is not None:
+            lines.append("------< Configuration >------")
+            lines.append(_config_dump(self.loaded.config))
+        if self.mem_check:
+            lines.append(memcheck.report("parent"))
+        return "\n".join(lines) + "\n"
+
+    # ---------------------------------------------------------------- status
+
+    def _systemd_status(self) -> str:
+        running = [
+            f"{p.role} (pid {p.pid})" for p in self.procs.values() if p.pid is not None and not p.retiring
+        ]
+        if running:
+            return "Running: " + ", ".join(sorted(running))
+        if not self._wanted:
+            return "Running: no VRRP or virtual server configured"
+        return "Starting children"
+
+    def _configure_status(self) -> None:
+        assert self.loop is not None
+        facts = self.loaded.facts if self.loaded else ConfigFacts()
+        opts = self.opts
+        sock = getattr(opts, "status_socket", None) or facts.status_socket
+        http = getattr(opts, "status_http", None) or facts.status_http
+        self.status_file = getattr(opts, "status_file", None) or facts.status_file
+        target = (sock, http)
+        if target == self.status_target:
+            return
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        self.status_target = target
+        if not sock and not http:
+            return
+        self.server = StatusServer(self.loop, self._http)
+        if sock:
+            try:
+                self.server.listen_unix(sock)
+            except OSError as exc:
+                log.error("Cannot open the status socket %s: %s", sock, exc)
+        if http:
+            try:
+                host, port = parse_http_address(http)
+                self.server.listen_tcp(host, port)
+            except (OSError, ValueError) as exc:
+                log.error("Cannot open the status HTTP endpoint %s: %s", http, exc)
+
+    def _status_changed(self) -> None:
+        if not self.status_file or self.loop is None:
+            return
+        if self._status_write is not None and self._status_write.active:
+            return
+        self._status_write = self.loop.call_soon(self._write_status_file)
+
+    def _write_status_file(self) -> None:
+        if not self.status_file:
+            return
+        try:
+            status.atomic_write(self.status_file, status.to_json(self.board.document()))
+        except OSError as exc:
+            log.error("Cannot write the status file %s: %s", self.status_file, exc)
+
+    def _refresh(self, done: Callable[[], None]) -> None:
+        """Ask every running child for a fresh snapshot; ``done()`` when all answered or
+        after ``status_timeout`` (then the last snapshots are used)."""
+        assert self.loop is not None
+        self._refresh_callbacks.append(done)
+        if self._refresh_timer is not None:
+            return  # one in flight: join it
+        self._refresh_id += 1
+        for proc in self.procs.values():
+            live = proc.pid is not None and proc.channel is not None and proc.started_ok and not proc.retiring
+            if (
+                live
+                and proc.channel is not None
+                and proc.channel.send({"op": "status?", "id": self._refresh_id})
+            ):
+                self._refresh_waiting.add(proc.role)
+        self._refresh_timer = self.loop.call_later(self.tuning.status_timeout, self._refresh_finish)
+        if not self._refresh_waiting:
+            self._refresh_finish()
+
+    def _refresh_answered(self, role: str) -> None:
+        if role in self._refresh_waiting:
+            self._refresh_waiting.discard(role)
+            if not self._refresh_waiting:
+                self._refresh_finish()
+
+    def _refresh_finish(self) -> None:
+        if self._refresh_timer is not None:
+            self._refresh_timer.cancel()
+            self._refresh_timer = None
+        self._refresh_waiting.clear()
+        callbacks, self._refresh_callbacks = self._refresh_callbacks, []
+        for cb in callbacks:
+            try:
+                cb()
+            except Exception:
+                log.exception("status request failed")
+
+    def health(self) -> tuple[bool, str]:
+        problems = []
+        for role in sorted(self._wanted):
+            proc = self.procs.get(role)
+            if proc is None or proc.pid is None or not proc.started_ok:
+                problems.append(f"{role} child not running")
+        if self._stopping:
+            problems.append("stopping")
+        return (not problems, "; ".join(problems) or "ok")
+
+    def _http(self, method: str, path: str, respond: Callable[[int, str, bytes], None]) -> None:
+        def json_response(value: Any, code: int = 200) -> None:
+            respond(code, "application/json", json.dumps(value, indent=2, default=str).encode() + b"\n")
+
+        parts = [p for p in path.split("/") if p]
+        if path in ("/status", "/status.json"):
+            self._refresh(lambda: json_response(self.board.document()))
+        elif path == "/metrics":
+            self._refresh(lambda: respond(200, metrics.CONTENT_TYPE, metrics.render(self.board.document())))
+        elif path == "/health":
+            ok, text = self.health()
+            respond(200 if ok else 503, "text/plain", text.encode() + b"\n")
+        elif parts[:2] == ["vrrp", "instances"] and len(parts) == 2:
+            self._refresh(
+                lambda: json_response((self.board.document().get("vrrp") or {}).get("instances", []))
+            )
+        elif parts[:2] == ["vrrp", "sync_groups"] and len(parts) == 2:
+            self._refresh(
+                lambda: json_response((self.board.document().get("vrrp") or {}).get("sync_groups", []))
+            )
+        elif len(parts) in (3, 4) and parts[:2] == ["vrrp", "instance"] and parts[3:] in ([], ["state"]):
+            name = parts[2]
+
+            def answer() -> None:
+                inst = status.find_instance(self.board.document(), name)
+                if inst is None:
+                    json_response({"error": f"no VRRP instance {name}"}, 404)
+                elif len(parts) == 3:
+                    json_response(inst)
+                else:
+                    lt = inst.get("last_transition") or {}
+                    json_response(
+                        {
+                            "instance": name,
+                            "state": str(inst.get("state", "")).capitalize(),
+                            "since": lt.get("time"),
+                            "reason": lt.get("reason"),
+                        }
+                    )
+
+            self._refresh(answer)
+        elif parts == ["checker", "virtual_servers"]:
+            self._refresh(
+                lambda: json_response((self.board.document().get("checker") or {}).get("virtual_servers", []))
+            )
+        elif path == "/":
+            respond(
+                200,
+                "text/plain",
+                b"fastka status: /status /metrics /health /vrrp/instances /vrrp/instance/NAME[/state] "
+                b"/vrrp/sync_groups /checker/virtual_servers\n",
+            )
+        else:
+            respond(404, "text/plain", b"not found\n")
+
+    # ---------------------------------------------------------------- exit
+
+    def _cleanup(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        if self.status_file:
+            self.board.daemon["state"] = "stopped"
+            self._write_status_file()
+        if self.mem_check:
+            memcheck.log_report("parent", final=True)
+        if self.pid_file is not None:
+            self.pid_file.release()
+        if self.loop is not None:
+            with contextlib.suppress(Exception):
+                self.loop.close()
+        log.info("Stopped fastka v%s", __version__)
+
+
+def _config_dump(config: Any, *, json_: bool = False) -> str:
+    """The configuration as text (``-d``, the parent's data dump)."""
+    try:
+        from fastka.config import check as config_check
+
+        dump = getattr(config_check, "dump_config", None)
+        if dump is not None:
+            try:
+                text = dump(config, json_=json_) if json_ else dump(config)
+            except TypeError:
+                text = dump(config)
+            return str(text).rstrip("\n")
+    except Exception as exc:  # a dump must never take the daemon down
+        return f"(configuration dump failed: {exc})"
+    return repr(config)
+
+
+def _remove_pid_file_of(path: str | None, pid: int) -> None:
+    """Remove a dead child's pid file if it still names that child (it may not have been
+    able to remove it itself)."""
+    if not path:
+        return
+    from fastka.pidfile import read_pid
+
+    if read_pid(path) == pid:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def _daemonize() -> None:
+    """Keepalived's xdaemon(): fork (the parent exits 0), new session, cwd /, stdio to
+    /dev/null."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    os.chdir("/")
+    fd = os.open(os.devnull, os.O_RDWR)
+    for target in (0, 1, 2):
+        os.dup2(fd, target)
+    if fd > 2:
+        os.close(fd)
+
+
+def run(
+    opts: Options,
+    *,
+    loader: Loader | None = None,
+    factories: Mapping[str, str | SubsystemFactory] | None = None,
+    tuning: Tuning | None = None,
+) -> int:
+    """Run the daemon as the command line asks; returns the process exit code."""
+    if platform.system() != "Linux":
+        print("fastka runs on Linux only", file=sys.stderr)
+        return ExitCode.FATAL
+    parent = Parent(opts, loader=loader or load_config, factories=factories, tuning=tuning)
+    return parent.run()
