@@ -1,0 +1,82 @@
+"""Real IPVS in user-mode-linux: 3 real servers behind NAT and DR, failures, recovery,
+inhibit_on_failure, quorum and the sorry server (one boot for all of it)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import require_root, require_tool
+
+from . import uml_rig
+
+pytestmark = [pytest.mark.uml, pytest.mark.slow, pytest.mark.timeout(300)]
+
+# delay_loop + connect_timeout + retry * delay_before_retry, plus a margin for the guest.
+BOUND = 1.0 + 1.0 + 1 * 1.0 + 1.0
+
+
+@pytest.fixture(scope="module")
+def report() -> dict[str, object]:
+    require_root()
+    require_tool("linux.uml")
+    script = uml_rig.TOPOLOGY.format(n_rs=4) + (
+        f"export PYTHONDONTWRITEBYTECODE=1\n"
+        f"{uml_rig.PYTHON} {uml_rig.ROOT}/tests/check/guest_datapath.py $PWD/report.json\n"
+    )
+    result = uml_rig.run_in_guest(script, timeout=240)
+    try:
+        path = result.work / "report.json"
+        assert path.exists(), f"guest failed (rc {result.rc}):\n{result.output[-4000:]}"
+        data: dict[str, object] = json.loads(path.read_text())
+    finally:
+        uml_rig.cleanup(result)
+    return data
+
+
+def test_nat_spread_and_failover(report: dict[str, object]) -> None:
+    assert report["nat_table"] == {
+        "TCP 10.0.0.10:80": {"10.1.0.11:80": 1, "10.1.0.12:80": 1, "10.1.0.13:80": 1}
+    }
+    assert report["nat_spread"] == {"rs1": 10, "rs2": 10, "rs3": 10}
+    assert 0 < report["nat_removed_after"] <= BOUND  # type: ignore[operator]
+    assert report["nat_spread_without_rs2"] == {"rs1": 15, "rs3": 15}
+    assert 0 < report["nat_back_after"] <= BOUND  # type: ignore[operator]
+    assert report["nat_spread_back"] == {"rs1": 10, "rs2": 10, "rs3": 10}
+
+
+def test_reload_and_inhibit_on_failure(report: dict[str, object]) -> None:
+    assert report["reload_unchanged"] is True
+    assert 0 < report["inhibit_zero_after"] <= BOUND  # type: ignore[operator]
+    assert report["inhibit_table"] == {
+        "TCP 10.0.0.10:80": {"10.1.0.11:80": 1, "10.1.0.12:80": 1, "10.1.0.13:80": 0}
+    }
+    assert report["inhibit_spread"] == {"rs1": 15, "rs2": 15}
+    assert 0 < report["inhibit_back_after"] <= BOUND  # type: ignore[operator]
+
+
+def test_quorum_loss_sorry_server_and_back(report: dict[str, object]) -> None:
+    assert 0 < report["sorry_after"] <= BOUND  # type: ignore[operator]
+    assert report["sorry_spread"] == {"rs4": 30}
+    assert 0 < report["quorum_back_after"] <= BOUND  # type: ignore[operator]
+    assert report["quorum_table"] == {
+        "TCP 10.0.0.10:80": {"10.1.0.11:80": 1, "10.1.0.12:80": 1, "10.1.0.13:80": 1}
+    }
+    assert report["quorum_spread"] == {"rs1": 10, "rs2": 10, "rs3": 10}
+
+
+def test_direct_routing(report: dict[str, object]) -> None:
+    assert report["dr_table"]["TCP 10.0.0.20:80"] == {  # type: ignore[index]
+        "10.1.0.11:80": 1,
+        "10.1.0.12:80": 1,
+        "10.1.0.13:80": 1,
+    }
+    assert report["dr_forward"] == 3
+    assert report["dr_spread"] == {"rs1": 10, "rs2": 10, "rs3": 10}
+    assert 0 < report["dr_removed_after"] <= BOUND  # type: ignore[operator]
+    assert report["dr_spread_without_rs2"] == {"rs1": 15, "rs3": 15}
+
+
+def test_shutdown_removes_everything(report: dict[str, object]) -> None:
+    assert report["after_shutdown"] == {}
