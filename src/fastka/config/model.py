@@ -1023,6 +1023,7 @@ class VirtualServer:
     quorum_down: Script | None = None
     sorry_server: RealServer | None = None
     sorry_server_inhibit: bool = False
+    sorry_server_lvs_method: Forwarding | None = None  # already applied to sorry_server
     ha_suspend: bool = False
     virtualhost: str | None = None
     smtp_alert: bool = False
