@@ -7,6 +7,7 @@ command, which netlink operation).
 
 from __future__ import annotations
 
+import os
 from enum import IntEnum
 
 
@@ -57,4 +58,19 @@ class NetlinkOpError(FastkaError):
 
 
 class IpvsError(NetlinkOpError):
-    """An IPVS generic-netlink command the kernel refused."""
+    """An IPVS generic-netlink command the kernel refused.
+
+    ``service`` and ``dest`` (``fastka.ipvs.Service``/``Dest``, when the command had them)
+    name the entry, so that one failure in a batch can be told from the rest.
+    """
+
+    def __init__(self, errno: int, op: str, service: object = None, dest: object = None) -> None:
+        self.service = service
+        self.dest = dest
+        super().__init__(errno, op)
+
+    def __str__(self) -> str:
+        where = ""
+        if self.service is not None:
+            where = f" {self.service}" + (f" -> {self.dest}" if self.dest is not None else "")
+        return f"{self.op}{where}: {os.strerror(self.errno)} (errno {self.errno})"
