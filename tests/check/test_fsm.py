@@ -364,3 +364,22 @@ def test_vsg_every_service_gets_the_dests(fake_loop: FakeLoop) -> None:
     for s in (s1, s2, s3):
         assert h.ipvs.weights(s.key) == {}
     assert h.recorder.lines[-2] == "RS [10.1.0.1]:tcp:80 [G]:80 DOWN"
+
+
+def test_ha_suspend_disables_checkers_while_address_absent(fake_loop: FakeLoop) -> None:
+    absent = ServiceSpec(socket.AF_INET, "tcp", "192.0.2.55", 80)  # TEST-NET-1: never local
+    present = ServiceSpec(socket.AF_INET, "tcp", "127.0.0.1", 80)
+    vs_absent = VirtualServerSpec(services=(absent,), real_servers=(rs("10.1.0.1"),), ha_suspend=True)
+    vs_present = VirtualServerSpec(services=(present,), real_servers=(rs("10.1.0.2"),), ha_suspend=True)
+    h = Harness(fake_loop, cfg(vs_absent, vs_present))
+    h.start()
+    try:
+        fake_loop.advance(12.0)
+        assert h.probes[("10.1.0.1", 0)].starts == []  # suspended: never run
+        assert len(h.probes[("10.1.0.2", 0)].starts) >= 2
+        # The address appears (simulated): checking resumes on the next period.
+        h.vss[absent.key].set_checkers_enabled(True)
+        fake_loop.advance(5.0)
+        assert h.probes[("10.1.0.1", 0)].starts
+    finally:
+        h.shutdown()

@@ -8,7 +8,9 @@ The request is Keepalived's, byte for byte::
     Host: <virtualhost | ip:port>\\r\\n      (IPv6 literal in [])
     \\r\\n
 
-The response head is parsed by h11 (malformed heads fail the check). Success = status
+The response head is parsed by h11 (malformed heads fail the check); ordinary heads go
+through :func:`quick_parse_head`, the same grammar for the common case at a fraction of
+the cost. Success = status
 in ``status_code`` (default 200-299), and if ``digest`` is set the MD5 of the body equals
 it, and if ``regex`` is set it matches (or does not, with ``regex_no_match``).
 
@@ -84,6 +86,45 @@ def parse_head(head: bytes, host: str) -> h11.Response:
         if isinstance(event, h11.InformationalResponse):
             continue
         raise h11.RemoteProtocolError("incomplete response head")
+
+
+# RFC 9112 §4 status-line and §5 field-line, as h11 checks them, for the common case.
+_VCHARS = rb"[\x21-\x7e\x80-\xff]"
+_STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([1-9][0-9]{2})(?: [\t \x21-\x7e\x80-\xff]*)?\r\n")
+_FIELD_LINE = re.compile(
+    rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*((?:" + _VCHARS + rb"(?:[ \t]*" + _VCHARS + rb")*)?)[ \t]*\r\n"
+)
+
+
+def quick_parse_head(head: bytes) -> tuple[int, int | None] | None:
+    """(status, Content-Length) of an ordinary response head, or None when anything is
+    unusual (bare LF, obs-fold, a 1xx, repeated Content-Length ...): then h11 decides.
+
+    h11 costs ~100 µs per response; this path is what keeps HTTP_GET cheap per check.
+    """
+    m = _STATUS_LINE.match(head)
+    if m is None:
+        return None
+    status = int(m.group(1))
+    if status < 200:
+        return None
+    pos = m.end()
+    end = len(head) - 2  # the blank line
+    length: int | None = None
+    match = _FIELD_LINE.match
+    while pos < end:
+        f = match(head, pos)
+        if f is None:
+            return None
+        if len(f.group(1)) == 14 and f.group(1).lower() == b"content-length":
+            value = f.group(2)
+            if length is not None or not value.isdigit():
+                return None
+            length = int(value)
+        pos = f.end()
+    if pos != end or head[end:] != b"\r\n":
+        return None
+    return status, length
 
 
 def find_head_end(buf: bytes) -> int:
@@ -179,16 +220,20 @@ class HttpProbe(StreamProbe):
                 return
             head, rest = self.head[:end], self.head[end:]
             self.head = head
-            try:
-                response = parse_head(head, self.host)
-            except h11.RemoteProtocolError as exc:
-                self.finish(False, f"bad HTTP response: {exc}")
-                return
-            self.status = response.status_code
-            for name, value in response.headers:
-                if name == b"content-length":
-                    with contextlib.suppress(ValueError):
-                        self.content_length = int(value)
+            quick = quick_parse_head(head)
+            if quick is not None:
+                self.status, self.content_length = quick
+            else:
+                try:
+                    response = parse_head(head, self.host)
+                except h11.RemoteProtocolError as exc:
+                    self.finish(False, f"bad HTTP response: {exc}")
+                    return
+                self.status = response.status_code
+                for name, value in response.headers:
+                    if name == b"content-length":
+                        with contextlib.suppress(ValueError):
+                            self.content_length = int(value)
             if not self.url.status_ok(self.status):
                 if not self.keep_body:
                     self.finish(False, f"HTTP status code {self.status}")

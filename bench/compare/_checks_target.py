@@ -1,0 +1,74 @@
+"""Target for ``bench/compare/checks.py``: port 80 on every local address; counts the
+connections it served (each one is a check) into a file, five times a second.
+
+``tcp``: accept and close. ``http``: read the request head, answer 200, close.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import sys
+import time
+from pathlib import Path
+
+RESPONSE = b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nok\n"
+
+
+def main() -> None:
+    kind, count_file = sys.argv[1], Path(sys.argv[2])
+    tmp = count_file.with_suffix(".tmp")
+    lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.bind(("0.0.0.0", 80))
+    lsock.listen(4096)
+    lsock.setblocking(False)
+    ep = select.epoll()
+    ep.register(lsock.fileno(), select.EPOLLIN)
+    conns: dict[int, tuple[socket.socket, bytes]] = {}
+    served = 0
+    next_write = 0.0
+    print("ready", flush=True)
+    while True:
+        for fd, _ in ep.poll(0.2):
+            if fd == lsock.fileno():
+                while True:
+                    try:
+                        c, _ = lsock.accept()
+                    except BlockingIOError:
+                        break
+                    if kind == "tcp":
+                        c.close()
+                        served += 1
+                        continue
+                    c.setblocking(False)
+                    conns[c.fileno()] = (c, b"")
+                    ep.register(c.fileno(), select.EPOLLIN)
+                continue
+            c, buf = conns[fd]
+            try:
+                data = c.recv(4096)
+            except OSError:
+                data = b""
+            buf += data
+            if data and b"\r\n\r\n" not in buf:
+                conns[fd] = (c, buf)
+                continue
+            ep.unregister(fd)
+            del conns[fd]
+            if data:
+                try:
+                    c.send(RESPONSE)
+                    served += 1
+                except OSError:
+                    pass
+            c.close()
+        now = time.monotonic()
+        if now >= next_write:
+            tmp.write_text(str(served))
+            tmp.replace(count_file)  # atomic: a reader never sees a half-written number
+            next_write = now + 0.2
+
+
+if __name__ == "__main__":
+    main()
