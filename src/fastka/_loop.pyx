@@ -1,5 +1,1367 @@
 # cython: language_level=3
-"""Compiled event loop -- TEMPORARY shim re-exporting the reference until the compiled
-loop lands (same API, so callers can code against ``fastka.loop`` already)."""
+"""The event loop, compiled: epoll, a hierarchical timer wheel, signalfd, pidfd, eventfd.
 
-from fastka._loop_py import DEVNULL, TICK, Loop, Timer, Waiter  # noqa: F401
+API: docs/loop-api.md (the reference ``fastka._loop_py`` has the same API and behaviour;
+both pass the same tests). The C level for other compiled modules is in ``_loop.pxd``.
+
+Timer wheel: 7 levels of 64 slots over 1 ms ticks counted from the loop's creation
+(2^42 ticks, ~139 years). A timer goes to the level of the highest 6-bit digit in which
+its tick differs from the current tick, so that a level's slot is cascaded to the levels
+below exactly when the current tick enters its range; lists are appended at the tail and
+cascades keep list order, which gives FIFO order within a tick. A bitmap per level finds
+the next non-empty slot with one count-trailing-zeros, so time jumps (a loop asleep for
+an hour) cost O(levels) per occupied slot, not O(ticks). Arm, cancel and re-arm are O(1).
+"""
+
+cimport cython
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_DECREF, Py_INCREF
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from libc.math cimport ceil, floor
+from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.string cimport memset
+
+from fastka._include.linux cimport *
+
+import collections
+import logging
+import os
+
+from fastka._loop_py import DEVNULL, MAX_TICKS, TICK, _spawn_prepare
+
+cdef extern from "Python.h":
+    void Py_DECREF_p "Py_DECREF"(PyObject *o)
+    void Py_XDECREF_p "Py_XDECREF"(PyObject *o)
+    void Py_INCREF_p "Py_INCREF"(PyObject *o)
+    int PyObject_AsFileDescriptor(object o) except -1
+
+cdef extern from *:
+    """
+    static inline int fk_clz64(unsigned long long x) { return __builtin_clzll(x); }
+    static inline int fk_ctz64(unsigned long long x) { return __builtin_ctzll(x); }
+    """
+    int fk_clz64(unsigned long long x) nogil
+    int fk_ctz64(unsigned long long x) nogil
+
+_logger = logging.getLogger("fastka.loop")
+
+cdef enum:
+    READ_EVENTS = EPOLLIN | EPOLLERR | EPOLLHUP
+    WRITE_EVENTS = EPOLLOUT | EPOLLERR | EPOLLHUP
+    INITIAL_EVENTS = 256
+    MAX_EVENTS = 8192
+    SIGINFO_BATCH = 16
+
+cdef int64_t C_MAX_TICKS = MAX_TICKS
+cdef double EPS = 1e-6
+cdef int C_DEVNULL = DEVNULL
+
+
+# --- intrusive lists ----------------------------------------------------------------
+
+cdef inline void list_init(fk_list *h) noexcept nogil:
+    h.next = h
+    h.prev = h
+
+cdef inline bint list_empty(const fk_list *h) noexcept nogil:
+    return h.next == h
+
+cdef inline void list_append(fk_list *h, fk_list *n) noexcept nogil:
+    n.prev = h.prev
+    n.next = h
+    h.prev.next = n
+    h.prev = n
+
+cdef inline void list_unlink(fk_list *n) noexcept nogil:
+    n.prev.next = n.next
+    n.next.prev = n.prev
+    n.next = n
+    n.prev = n
+
+cdef inline void list_splice_tail(fk_list *dst, fk_list *src) noexcept nogil:
+    """Move every node of src to the end of dst."""
+    if src.next == src:
+        return
+    cdef fk_list *first = src.next
+    cdef fk_list *last = src.prev
+    first.prev = dst.prev
+    dst.prev.next = first
+    last.next = dst
+    dst.prev = last
+    list_init(src)
+
+cdef inline void list_splice_head(fk_list *dst, fk_list *src) noexcept nogil:
+    """Move every node of src to the front of dst."""
+    if src.next == src:
+        return
+    cdef fk_list *first = src.next
+    cdef fk_list *last = src.prev
+    last.next = dst.next
+    dst.next.prev = last
+    first.prev = dst
+    dst.next = first
+    list_init(src)
+
+
+# --- the timer wheel ----------------------------------------------------------------
+
+cdef void wheel_init(fk_wheel *w, double t0) noexcept nogil:
+    cdef int i
+    w.cur = 0
+    w.t0 = t0
+    w.count = 0
+    for i in range(FK_LEVELS):
+        w.occupied[i] = 0
+    for i in range(FK_LEVELS * FK_SLOTS):
+        list_init(&w.slots[i])
+    list_init(&w.overdue)
+    list_init(&w.batch)
+
+cdef inline int64_t tick_of(const fk_wheel *w, double when) noexcept nogil:
+    """Deadline -> tick, rounded up (never early); float noise below 1 ns ignored.
+    The same float operations as the reference, so both pick the same tick."""
+    cdef double x = (when - w.t0) * 1000.0 - EPS
+    if x >= <double>C_MAX_TICKS:
+        return C_MAX_TICKS
+    if x <= -1.0:
+        return 0
+    return <int64_t>ceil(x)
+
+cdef inline int64_t now_tick(const fk_wheel *w, double now) noexcept nogil:
+    cdef double x = (now - w.t0) * 1000.0 + EPS
+    if x >= <double>C_MAX_TICKS:
+        return C_MAX_TICKS
+    if x < 0.0:
+        return 0
+    return <int64_t>floor(x)
+
+cdef inline void wheel_insert(fk_wheel *w, fk_timer *t) noexcept nogil:
+    """Put t (t.tick > w.cur) in the slot of the highest digit where it differs from cur."""
+    cdef uint64_t diff = <uint64_t>(t.tick ^ w.cur)
+    cdef int level = (63 - fk_clz64(diff)) // FK_LEVEL_BITS
+    cdef int idx = <int>((t.tick >> (FK_LEVEL_BITS * level)) & (FK_SLOTS - 1))
+    cdef int slot = level * FK_SLOTS + idx
+    t.slot = slot
+    list_append(&w.slots[slot], &t.node)
+    w.occupied[level] |= (<uint64_t>1) << idx
+
+cdef inline void wheel_arm(fk_wheel *w, fk_timer *t, int64_t tick) noexcept nogil:
+    """Arm an idle timer."""
+    t.wheel = w
+    w.count += 1
+    if tick <= w.cur:
+        t.tick = w.cur
+        t.slot = FK_SLOT_OVERDUE
+        list_append(&w.overdue, &t.node)
+    else:
+        t.tick = tick
+        wheel_insert(w, t)
+
+cdef inline void wheel_unlink(fk_timer *t) noexcept nogil:
+    """Disarm an armed timer (in a slot, the overdue list or the batch)."""
+    cdef fk_wheel *w = t.wheel
+    cdef int slot = t.slot
+    list_unlink(&t.node)
+    # (a timer moved to the batch keeps its old slot number; the test is still exact,
+    # since a bit is only cleared when its list really is empty)
+    if slot >= 0 and list_empty(&w.slots[slot]):
+        w.occupied[slot >> FK_LEVEL_BITS] &= ~((<uint64_t>1) << (slot & (FK_SLOTS - 1)))
+    t.wheel = NULL
+    t.slot = FK_SLOT_IDLE
+    w.count -= 1
+
+cdef inline int64_t wheel_next_event(const fk_wheel *w, int *level_out, int *idx_out) noexcept nogil:
+    """The next tick > cur where a slot fires (level 0) or cascades (level > 0), or -1.
+    Lower levels hold only the current block of the level above, so the first level
+    with an occupied slot after the current position has the earliest event."""
+    cdef int level, shift, pos, idx
+    cdef uint64_t m
+    cdef int64_t cur = w.cur
+    for level in range(FK_LEVELS):
+        shift = FK_LEVEL_BITS * level
+        pos = <int>((cur >> shift) & (FK_SLOTS - 1))
+        m = w.occupied[level] & ~(((<uint64_t>2) << pos) - 1)
+        if m:
+            idx = fk_ctz64(m)
+            level_out[0] = level
+            idx_out[0] = idx
+            return ((cur >> (shift + FK_LEVEL_BITS)) << (shift + FK_LEVEL_BITS)) | ((<int64_t>idx) << shift)
+    return -1
+
+cdef inline int64_t wheel_next_tick(const fk_wheel *w) noexcept nogil:
+    """When the loop must wake up: cur if something is overdue, else the next event."""
+    cdef int level, idx
+    if not list_empty(&w.overdue):
+        return w.cur
+    return wheel_next_event(w, &level, &idx)
+
+cdef void wheel_advance(fk_wheel *w, int64_t target) noexcept nogil:
+    """Move every timer due at or before target to the batch, in firing order."""
+    cdef int level = 0, idx = 0, slot
+    cdef int64_t nxt
+    cdef fk_list tmp
+    cdef fk_list *n
+    cdef fk_timer *t
+    list_splice_tail(&w.batch, &w.overdue)
+    while w.cur < target:
+        nxt = wheel_next_event(w, &level, &idx)
+        if nxt < 0 or nxt > target:
+            w.cur = target
+            return
+        w.cur = nxt
+        slot = level * FK_SLOTS + idx
+        w.occupied[level] &= ~((<uint64_t>1) << idx)
+        if level == 0:
+            list_splice_tail(&w.batch, &w.slots[slot])
+        else:
+            list_init(&tmp)
+            list_splice_tail(&tmp, &w.slots[slot])
+            while tmp.next != &tmp:
+                n = tmp.next
+                list_unlink(n)
+                t = <fk_timer *>n
+                if t.tick <= nxt:
+                    t.slot = FK_SLOT_BATCH
+                    list_append(&w.batch, n)
+                else:
+                    wheel_insert(w, t)
+
+cdef inline fk_timer *wheel_pop_batch(fk_wheel *w) noexcept nogil:
+    cdef fk_list *n = w.batch.next
+    if n == &w.batch:
+        return NULL
+    list_unlink(n)
+    cdef fk_timer *t = <fk_timer *>n
+    t.wheel = NULL
+    t.slot = FK_SLOT_IDLE
+    w.count -= 1
+    return t
+
+
+# --- calling Python -------------------------------------------------------------------
+
+cdef inline void call_py(Loop loop, object cb, object args) noexcept:
+    """cb(*args); an Exception is logged, a BaseException kept for run_once to raise."""
+    cdef Py_ssize_t n
+    try:
+        n = PyTuple_GET_SIZE(args)
+        if n == 0:
+            cb()
+        elif n == 1:
+            cb(<object>PyTuple_GET_ITEM(args, 0))
+        else:
+            cb(*args)
+    except Exception:
+        _log_exception(cb)
+    except BaseException as e:
+        loop.deferred = e
+
+cdef inline void call_py1(Loop loop, object cb, object arg) noexcept:
+    try:
+        cb(arg)
+    except Exception:
+        _log_exception(cb)
+    except BaseException as e:
+        loop.deferred = e
+
+cdef void _log_exception(object cb) noexcept:
+    try:
+        _logger.exception("exception in loop callback %r", cb)
+    except BaseException:
+        pass
+
+cdef inline int _fileno(object fd) except -1:
+    cdef long n
+    if type(fd) is int:
+        n = fd
+    else:
+        n = PyObject_AsFileDescriptor(fd)
+    if n < 0 or n > 0x7fffffff:
+        raise ValueError(f"invalid file descriptor {n}")
+    return <int>n
+
+cdef inline object _oserror(int e, object filename=None):
+    if filename is None:
+        return OSError(e, os.strerror(e))
+    return OSError(e, os.strerror(e), filename)
+
+cdef inline int ceil_ms(double seconds) noexcept nogil:
+    if seconds <= 0.0:
+        return 0
+    seconds = ceil(seconds * 1000.0)
+    if seconds > 2147483647.0:
+        return 2147483647
+    return <int>seconds
+
+
+# --- Timer ------------------------------------------------------------------------------
+
+@cython.final
+@cython.freelist(1024)
+cdef class Timer:
+    """A one-shot or periodic timer (``Loop.call_at`` and friends return it)."""
+
+    cdef fk_timer t
+    cdef Loop loop
+    cdef object callback
+    cdef tuple args
+    cdef double interval        # > 0: periodic
+    cdef double base            # periodic: deadlines are base + k * interval
+    cdef int64_t k
+
+    def __init__(self) -> None:
+        raise TypeError("timers are made by Loop.call_at/call_later/call_soon/call_periodic")
+
+    @property
+    def when(self) -> float:
+        """The deadline (for a periodic timer: the next one)."""
+        return self.t.when
+
+    @property
+    def active(self) -> bool:
+        """Armed and neither fired (one-shot) nor cancelled."""
+        return self.t.wheel != NULL
+
+    def cancel(self) -> None:
+        """Disarm; idempotent, safe from any callback including the timer's own."""
+        if self.t.wheel != NULL:
+            wheel_unlink(&self.t)
+            Py_DECREF(self)  # the wheel's reference
+
+    def reschedule(self, double when) -> None:
+        """Re-arm at ``when`` (absolute); works on fired and cancelled timers too.
+
+        A periodic timer continues at ``when + k*interval``.
+        """
+        if self.interval > 0.0:
+            self.base = when
+            self.k = 0
+        arm_py(self.loop, self, when, False)
+
+    def __repr__(self) -> str:
+        state = "active" if self.t.wheel != NULL else "idle"
+        return f"<Timer {state} when={self.t.when:.6f} {self.callback!r}>"
+
+
+cdef inline Timer new_timer(Loop loop, object callback, tuple args):
+    cdef Timer tm = Timer.__new__(Timer)
+    tm.t.node.next = &tm.t.node
+    tm.t.node.prev = &tm.t.node
+    tm.t.wheel = NULL
+    tm.t.slot = FK_SLOT_IDLE
+    tm.t.fn = timer_fire
+    tm.t.data = <void *>tm
+    tm.loop = loop
+    tm.callback = callback
+    tm.args = args
+    return tm
+
+cdef inline int arm_py(Loop loop, Timer tm, double when, bint soon) except -1:
+    if loop.is_closed:
+        raise RuntimeError("the loop is closed")
+    if when != when:
+        raise ValueError("timer deadline is NaN")
+    cdef int64_t tick = 0 if soon else tick_of(&loop.wheel, when)
+    tm.t.when = when
+    if tm.t.wheel != NULL:
+        wheel_unlink(&tm.t)
+    else:
+        Py_INCREF(tm)  # the wheel's reference, dropped when it fires or is cancelled
+    wheel_arm(&loop.wheel, &tm.t, tick)
+    return 0
+
+cdef double periodic_next(Loop loop, Timer tm) noexcept:
+    """The first deadline of tm's schedule in a tick after the current one (skipping
+    missed ticks); the same arithmetic as the reference."""
+    cdef fk_wheel *w = &loop.wheel
+    cdef int64_t cur = w.cur
+    cdef int64_t k = tm.k + 1
+    cdef int64_t k2
+    cdef double when = tm.base + k * tm.interval
+    cdef double now
+    if tick_of(w, when) <= cur:
+        now = w.t0 + cur / 1000.0
+        k2 = <int64_t>floor((now - tm.base) / tm.interval)
+        if k2 > k:
+            k = k2
+        when = tm.base + k * tm.interval
+        while tick_of(w, when) <= cur:
+            k += 1
+            when = tm.base + k * tm.interval
+    tm.k = k
+    return when
+
+cdef void timer_fire(fk_timer *ft, void *data) noexcept:
+    cdef Timer tm = <Timer>data  # a local reference...
+    Py_DECREF(tm)                # ...taking over the wheel's
+    cdef Loop loop = tm.loop
+    cdef double when
+    if tm.interval > 0.0:
+        when = periodic_next(loop, tm)
+        tm.t.when = when
+        Py_INCREF(tm)
+        wheel_arm(&loop.wheel, &tm.t, tick_of(&loop.wheel, when))
+    call_py(loop, tm.callback, tm.args)
+
+
+# --- Waiter -----------------------------------------------------------------------------
+
+@cython.final
+cdef class Waiter:
+    """A one-shot wait for an fd to become readable/writable, or a timeout."""
+
+    cdef Loop loop
+    cdef int fd                 # -1 once fired or cancelled
+    cdef int slot               # 0 reader, 1 writer
+    cdef object callback
+    cdef fk_timer timer         # the timeout (no reference: the fd table holds one)
+
+    def __init__(self) -> None:
+        raise TypeError("waiters are made by Loop.wait_readable/wait_writable")
+
+    @property
+    def active(self) -> bool:
+        """Still waiting (neither fired nor cancelled)."""
+        return self.fd >= 0
+
+    def cancel(self) -> None:
+        """Stop waiting; the callback is not called. Idempotent."""
+        if self.fd >= 0:
+            self.loop.fd_clear(self.fd, self.slot, self)
+
+    cdef inline void finish(self) noexcept:
+        self.fd = -1
+        if self.timer.wheel != NULL:
+            wheel_unlink(&self.timer)
+
+
+cdef void waiter_timeout(fk_timer *ft, void *data) noexcept:
+    cdef Waiter w = <Waiter>data
+    cdef Loop loop = w.loop
+    if w.fd < 0:
+        return
+    try:
+        loop.fd_clear(w.fd, w.slot, w)
+    except BaseException:
+        _log_exception(w.callback)
+    call_py1(loop, w.callback, False)
+
+
+# --- children -----------------------------------------------------------------------------
+
+@cython.final
+cdef class _Child:
+    cdef Loop loop
+    cdef int pid
+    cdef int pidfd
+    cdef object callback
+    cdef fk_io io
+
+
+cdef void child_ready(fk_io *io, uint32_t events, void *data) noexcept:
+    cdef _Child ch = <_Child>data
+    cdef Loop loop = ch.loop
+    cdef siginfo_t info
+    cdef int rc
+    memset(&info, 0, sizeof(info))
+    if waitid(P_PIDFD, ch.pidfd, &info, WEXITED | WNOHANG) < 0:
+        rc = 255  # reaped by someone else: the status is lost
+    elif info.si_pid == 0:
+        return  # not yet
+    elif info.si_code == CLD_EXITED:
+        rc = info.si_status
+    else:
+        rc = -info.si_status
+    loop.children.pop(ch.pid, None)
+    fk_io_stop(&ch.io)
+    close(ch.pidfd)
+    ch.pidfd = -1
+    try:
+        ch.callback(ch.pid, rc)
+    except Exception:
+        _log_exception(ch.callback)
+    except BaseException as e:
+        loop.deferred = e
+
+
+# --- internal watchers ----------------------------------------------------------------------
+
+cdef void eventfd_ready(fk_io *io, uint32_t events, void *data) noexcept:
+    cdef Loop loop = <Loop>data
+    cdef eventfd_t value
+    eventfd_read(loop.evfd, &value)
+    q = loop.threadsafe
+    try:
+        while q:
+            cb, args = q.popleft()
+            arm_py(loop, new_timer(loop, cb, args), loop.now(), True)
+    except BaseException:
+        _log_exception(loop.call_soon_threadsafe)
+
+
+cdef void signalfd_ready(fk_io *io, uint32_t events, void *data) noexcept:
+    cdef Loop loop = <Loop>data
+    cdef signalfd_siginfo infos[SIGINFO_BATCH]
+    cdef ssize_t n = read(loop.sigfd, infos, SIGINFO_BATCH * sizeof(signalfd_siginfo))
+    cdef Py_ssize_t i
+    if n <= 0:
+        return
+    for i in range(n // <ssize_t>sizeof(signalfd_siginfo)):
+        signum = <int>infos[i].ssi_signo
+        cb = loop.signal_handlers.get(signum)
+        if cb is not None:
+            call_py1(loop, cb, signum)
+
+
+# --- spawn (the child side runs between fork and exec: async-signal-safe calls only) --------
+
+cdef void child_exec(const char *prog, char **argv, char **envp, int uid, int gid,
+                     const gid_t *gids, int ngids, const char *cwd, const int *stdio,
+                     int errfd) noexcept nogil:
+    """Set the child up and exec; returns only on failure (errno says why)."""
+    cdef sigaction_t sa
+    cdef sigset_t empty
+    cdef int s, i
+    cdef int tmp[3]
+    memset(&sa, 0, sizeof(sa))
+    sa.sa_handler = SIG_DFL
+    for s in range(1, NSIG):
+        if s != SIGKILL and s != SIGSTOP:
+            sigaction(s, &sa, NULL)  # (fails harmlessly for libc-internal signals)
+    sigemptyset(&empty)
+    sigprocmask(SIG_SETMASK, &empty, NULL)
+    if setpgid(0, 0) < 0:
+        return
+    for i in range(3):
+        tmp[i] = -1
+        if stdio[i] == C_DEVNULL:
+            tmp[i] = open(b"/dev/null", O_RDWR | O_CLOEXEC)
+        elif stdio[i] >= 0:
+            tmp[i] = fcntl(stdio[i], F_DUPFD_CLOEXEC, 3)  # out of 0-2 first: swaps work
+        if stdio[i] != -1 and tmp[i] < 0:
+            return
+    for i in range(3):
+        if tmp[i] >= 0 and dup2(tmp[i], i) < 0:
+            return
+    if ngids >= 0 and setgroups(<size_t>ngids, gids) < 0:
+        return
+    if gid >= 0 and setgid(<gid_t>gid) < 0:
+        return
+    if uid >= 0 and setuid(<uid_t>uid) < 0:
+        return
+    if cwd != NULL and chdir(cwd) < 0:
+        return
+    if errfd > 3:
+        close_range(3, <unsigned int>(errfd - 1), 0)
+    close_range(<unsigned int>(errfd + 1), <unsigned int>0xffffffff, 0)
+    execve(prog, argv, envp)
+
+
+cdef void child_fail(int errfd) noexcept nogil:
+    cdef int e = errno
+    write(errfd, &e, sizeof(e))
+    _exit(127)
+
+
+cdef char **bytes_array(list items) except NULL:
+    """A NULL-terminated char* array over the bytes of items (which must outlive it)."""
+    cdef char **arr = <char **>PyMem_Malloc((len(items) + 1) * sizeof(char *))
+    cdef Py_ssize_t i
+    cdef bytes b
+    if arr == NULL:
+        raise MemoryError()
+    for i in range(len(items)):
+        b = items[i]
+        arr[i] = b
+    arr[len(items)] = NULL
+    return arr
+
+
+# --- the loop -------------------------------------------------------------------------------
+
+cdef class Loop:
+    """One scheduler per process: epoll, timers, signals, children, thread wake-ups.
+
+    ``clock`` is a test hook: a callable returning the time in seconds, used instead of
+    CLOCK_MONOTONIC for timers and ``time()`` (the loop still waits in real time, so drive
+    it with ``run_once(0)``).
+    """
+
+    def __cinit__(self, *args, **kwargs):
+        self.epfd = -1
+        self.evfd = -1
+        self.sigfd = -1
+        self.fds = NULL
+        self.nfds = 0
+        self.events = NULL
+        self.nevents = 0
+        self.is_closed = True  # until __init__ succeeds
+        self.sig_ours[0] = 0
+        self.sig_ours[1] = 0
+        self.ev_io.loop = NULL
+        self.sig_io.loop = NULL
+        wheel_init(&self.wheel, 0.0)
+
+    def __init__(self, *, clock=None) -> None:
+        if self.epfd >= 0:
+            raise RuntimeError("Loop.__init__ called twice")
+        self.clock = clock
+        self.signal_handlers = {}
+        self.children = {}
+        self.threadsafe = collections.deque()
+        self.deferred = None
+        wheel_init(&self.wheel, self.now())
+        self.events = PyMem_Malloc(INITIAL_EVENTS * sizeof(epoll_event))
+        if self.events == NULL:
+            raise MemoryError()
+        self.nevents = INITIAL_EVENTS
+        self.epfd = epoll_create1(EPOLL_CLOEXEC)
+        if self.epfd < 0:
+            raise _oserror(errno)
+        self.evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)
+        if self.evfd < 0:
+            raise _oserror(errno)
+        self.is_closed = False
+        cdef int r = fk_io_start(self, &self.ev_io, self.evfd, EPOLLIN, eventfd_ready, <void *>self)
+        if r < 0:
+            self.close()
+            raise _oserror(-r)
+
+    def __dealloc__(self):
+        self.release()
+
+    # --- time ----------------------------------------------------------------------
+
+    cdef double now(self) except? -1.0:
+        cdef timespec ts
+        if self.clock is None:
+            clock_gettime(CLOCK_MONOTONIC, &ts)
+            return <double>ts.tv_sec + <double>ts.tv_nsec * 1e-9
+        return float(self.clock())
+
+    def time(self) -> float:
+        """Now, CLOCK_MONOTONIC seconds (or the test clock)."""
+        return self.now()
+
+    # --- timers --------------------------------------------------------------------
+
+    def call_at(self, double when, callback, *args) -> Timer:
+        """Call ``callback(*args)`` at ``when`` (loop time)."""
+        cdef Timer tm = new_timer(self, callback, args)
+        arm_py(self, tm, when, False)
+        return tm
+
+    def call_later(self, double delay, callback, *args) -> Timer:
+        """Call ``callback(*args)`` after ``delay`` seconds."""
+        cdef Timer tm = new_timer(self, callback, args)
+        arm_py(self, tm, self.now() + delay, False)
+        return tm
+
+    def call_soon(self, callback, *args) -> Timer:
+        """Call ``callback(*args)`` in the next iteration (FIFO with other due timers)."""
+        cdef Timer tm = new_timer(self, callback, args)
+        arm_py(self, tm, self.now(), True)
+        return tm
+
+    def call_periodic(self, double interval, callback, *args, first=None) -> Timer:
+        """Call ``callback(*args)`` at ``first + k*interval`` (no drift; late ticks are skipped)."""
+        if not interval > 0.0:
+            raise ValueError("interval must be > 0")
+        cdef Timer tm = new_timer(self, callback, args)
+        cdef double f = self.now() + interval if first is None else first
+        tm.interval = interval
+        tm.base = f
+        tm.k = 0
+        arm_py(self, tm, f, False)
+        return tm
+
+    # --- file descriptors ----------------------------------------------------------
+
+    cdef int ensure_fd(self, int fd) except -1:
+        cdef int n
+        cdef fk_fdent *p
+        if fd < self.nfds:
+            return 0
+        n = self.nfds * 2 if self.nfds else 64
+        if n <= fd:
+            n = fd + 64
+        p = <fk_fdent *>PyMem_Realloc(self.fds, n * sizeof(fk_fdent))
+        if p == NULL:
+            raise MemoryError()
+        memset(&p[self.nfds], 0, (n - self.nfds) * sizeof(fk_fdent))
+        self.fds = p
+        self.nfds = n
+        return 0
+
+    cdef int epoll_apply(self, int fd, fk_fdent *ent, bint adding) except -1:
+        """Tell epoll the interest of ent (see the reference's _epoll_update: when a
+        callback is added the call is made even if the mask is unchanged, because the fd
+        may have been closed and its number reused since it was registered)."""
+        cdef uint32_t mask = (EPOLLIN if ent.rcb != NULL else 0) | (EPOLLOUT if ent.wcb != NULL else 0)
+        cdef uint32_t old = ent.mask
+        cdef epoll_event ev
+        cdef int r
+        if mask == old and not adding:
+            return 0
+        ev.events = mask
+        ev.data.u64 = 0
+        ev.data.fd = fd
+        if not adding:
+            # less interest: a failure means the kernel dropped the closed fd already
+            epoll_ctl(self.epfd, EPOLL_CTL_DEL if mask == 0 else EPOLL_CTL_MOD, fd, &ev)
+        elif old == 0:
+            r = epoll_ctl(self.epfd, EPOLL_CTL_ADD, fd, &ev)
+            if r < 0 and errno == EEXIST:
+                r = epoll_ctl(self.epfd, EPOLL_CTL_MOD, fd, &ev)
+            if r < 0:
+                raise _oserror(errno)
+        else:
+            r = epoll_ctl(self.epfd, EPOLL_CTL_MOD, fd, &ev)
+            if r < 0 and errno == ENOENT:
+                r = epoll_ctl(self.epfd, EPOLL_CTL_ADD, fd, &ev)
+            if r < 0:
+                raise _oserror(errno)
+        ent.mask = mask
+        return 0
+
+    cdef int fd_set(self, int fd, int slot, object cb, object args) except -1:
+        """Install cb (with args, or a Waiter when args is None) in fd's slot."""
+        cdef fk_fdent *ent
+        cdef PyObject *ocb
+        cdef PyObject *oargs
+        cdef PyObject *nargs = NULL if args is None else <PyObject *>args
+        if self.is_closed:
+            raise RuntimeError("the loop is closed")
+        self.ensure_fd(fd)
+        ent = &self.fds[fd]
+        if ent.cio != NULL:
+            raise _oserror(EBUSY, "fd watched by C code")
+        if slot == 0:
+            ocb = ent.rcb
+            oargs = ent.rargs
+            ent.rcb = <PyObject *>cb
+            ent.rargs = nargs
+        else:
+            ocb = ent.wcb
+            oargs = ent.wargs
+            ent.wcb = <PyObject *>cb
+            ent.wargs = nargs
+        Py_INCREF(cb)
+        if nargs != NULL:
+            Py_INCREF_p(nargs)
+        try:
+            self.epoll_apply(fd, ent, True)
+        except BaseException:
+            ent = &self.fds[fd]
+            if slot == 0:
+                ent.rcb = ocb
+                ent.rargs = oargs
+            else:
+                ent.wcb = ocb
+                ent.wargs = oargs
+            Py_DECREF(cb)
+            if nargs != NULL:
+                Py_DECREF_p(nargs)
+            raise
+        if ocb != NULL:
+            if oargs == NULL:
+                (<Waiter>ocb).finish()
+            Py_DECREF_p(ocb)
+            Py_XDECREF_p(oargs)
+        return 0
+
+    cdef bint fd_clear(self, int fd, int slot, object expect) except -1:
+        """Empty fd's slot (only if it holds `expect`, when given); False if it was empty."""
+        cdef fk_fdent *ent
+        cdef PyObject *ocb
+        cdef PyObject *oargs
+        cdef epoll_event ev
+        if fd < 0 or fd >= self.nfds:
+            return False
+        ent = &self.fds[fd]
+        ocb = ent.rcb if slot == 0 else ent.wcb
+        if ocb == NULL or (expect is not None and ocb != <PyObject *>expect):
+            return False
+        if slot == 0:
+            oargs = ent.rargs
+            ent.rcb = NULL
+            ent.rargs = NULL
+        else:
+            oargs = ent.wargs
+            ent.wcb = NULL
+            ent.wargs = NULL
+        if ent.rcb == NULL and ent.wcb == NULL:
+            if ent.mask:
+                ev.events = 0
+                ev.data.u64 = 0
+                epoll_ctl(self.epfd, EPOLL_CTL_DEL, fd, &ev)  # (fails if closed: fine)
+                ent.mask = 0
+        else:
+            self.epoll_apply(fd, ent, False)
+        if oargs == NULL:
+            (<Waiter>ocb).finish()
+        Py_DECREF_p(ocb)
+        Py_XDECREF_p(oargs)
+        return True
+
+    def add_reader(self, fd, callback, *args) -> None:
+        """Call ``callback(*args)`` whenever ``fd`` is readable (replaces a previous reader)."""
+        self.fd_set(_fileno(fd), 0, callback, args)
+
+    def remove_reader(self, fd) -> bool:
+        """Stop watching ``fd`` for reading; False if it was not watched."""
+        return self.fd_clear(_fileno(fd), 0, None)
+
+    def add_writer(self, fd, callback, *args) -> None:
+        """Call ``callback(*args)`` whenever ``fd`` is writable (replaces a previous writer)."""
+        self.fd_set(_fileno(fd), 1, callback, args)
+
+    def remove_writer(self, fd) -> bool:
+        """Stop watching ``fd`` for writing; False if it was not watched."""
+        return self.fd_clear(_fileno(fd), 1, None)
+
+    cdef object wait(self, object fd, int slot, object timeout, object callback):
+        cdef int n = _fileno(fd)
+        cdef Waiter w = Waiter.__new__(Waiter)
+        w.loop = self
+        w.fd = n
+        w.slot = slot
+        w.callback = callback
+        fk_timer_init(&w.timer, waiter_timeout, <void *>w)
+        self.fd_set(n, slot, w, None)
+        if timeout is not None:
+            w.timer.when = self.now() + <double>timeout
+            if w.timer.when != w.timer.when:
+                w.cancel()
+                raise ValueError("timeout is NaN")
+            wheel_arm(&self.wheel, &w.timer, tick_of(&self.wheel, w.timer.when))
+        return w
+
+    def wait_readable(self, fd, timeout, callback) -> Waiter:
+        """One-shot: ``callback(True)`` when ``fd`` is readable, ``callback(False)`` on timeout."""
+        return self.wait(fd, 0, timeout, callback)
+
+    def wait_writable(self, fd, timeout, callback) -> Waiter:
+        """One-shot: ``callback(True)`` when ``fd`` is writable, ``callback(False)`` on timeout."""
+        return self.wait(fd, 1, timeout, callback)
+
+    # --- signals -------------------------------------------------------------------
+
+    cdef int signalfd_update(self) except -1:
+        cdef sigset_t mask
+        cdef int fd
+        sigemptyset(&mask)
+        for s in self.signal_handlers:
+            sigaddset(&mask, <int>s)
+        fd = signalfd(self.sigfd, &mask, SFD_NONBLOCK | SFD_CLOEXEC)
+        if fd < 0:
+            raise _oserror(errno)
+        if self.sigfd < 0:
+            self.sigfd = fd
+            r = fk_io_start(self, &self.sig_io, fd, EPOLLIN, signalfd_ready, <void *>self)
+            if r < 0:
+                raise _oserror(-r)
+        return 0
+
+    def add_signal_handler(self, signum, callback) -> None:
+        """Deliver ``signum`` through signalfd as ``callback(signum)`` (the signal is blocked)."""
+        cdef int s = int(signum)
+        cdef sigset_t one, old
+        if not 0 < s < NSIG or s == SIGKILL or s == SIGSTOP:
+            raise ValueError(f"cannot handle signal {s}")
+        if self.is_closed:
+            raise RuntimeError("the loop is closed")
+        if s not in self.signal_handlers:
+            sigemptyset(&one)
+            sigaddset(&one, s)
+            pthread_sigmask(SIG_BLOCK, &one, &old)
+            if not sigismember(&old, s):
+                self.sig_ours[(s - 1) >> 6] |= (<uint64_t>1) << ((s - 1) & 63)
+            self.signal_handlers[s] = callback
+            try:
+                self.signalfd_update()
+            except BaseException:
+                del self.signal_handlers[s]
+                self.unblock(s)
+                raise
+        self.signal_handlers[s] = callback
+
+    cdef void unblock(self, int s) noexcept:
+        """Unblock s if we blocked it, discarding a pending instance first (its default
+        action could kill the process)."""
+        cdef sigset_t one
+        cdef timespec zero
+        cdef uint64_t bit = (<uint64_t>1) << ((s - 1) & 63)
+        if not self.sig_ours[(s - 1) >> 6] & bit:
+            return
+        self.sig_ours[(s - 1) >> 6] &= ~bit
+        sigemptyset(&one)
+        sigaddset(&one, s)
+        zero.tv_sec = 0
+        zero.tv_nsec = 0
+        while sigtimedwait(&one, NULL, &zero) > 0:
+            pass
+        pthread_sigmask(SIG_UNBLOCK, &one, NULL)
+
+    def remove_signal_handler(self, signum) -> bool:
+        """Stop handling ``signum``; its mask and pending state are restored. False if not handled."""
+        cdef int s = int(signum)
+        if self.signal_handlers.pop(s, None) is None:
+            return False
+        if self.sigfd >= 0:
+            self.signalfd_update()
+        self.unblock(s)
+        return True
+
+    # --- children ------------------------------------------------------------------
+
+    def watch_child(self, int pid, callback) -> None:
+        """``callback(pid, returncode)`` once the child exits (it is reaped by the loop).
+
+        ``returncode`` is the exit status, or ``-signum`` if a signal killed it.
+        Raises ``ChildProcessError`` if ``pid`` is not a child of this process.
+        """
+        cdef siginfo_t info
+        cdef _Child ch
+        cdef int r
+        if self.is_closed:
+            raise RuntimeError("the loop is closed")
+        old = self.children.get(pid)
+        if old is not None:
+            (<_Child>old).callback = callback
+            return
+        if waitid(P_PID, pid, &info, WEXITED | WNOHANG | WNOWAIT) < 0:
+            raise _oserror(errno)
+        ch = _Child.__new__(_Child)
+        ch.loop = self
+        ch.pid = pid
+        ch.callback = callback
+        ch.pidfd = pidfd_open(pid, 0)
+        if ch.pidfd < 0:
+            raise _oserror(errno)
+        r = fk_io_start(self, &ch.io, ch.pidfd, EPOLLIN, child_ready, <void *>ch)
+        if r < 0:
+            close(ch.pidfd)
+            raise _oserror(-r)
+        self.children[pid] = ch
+
+    def unwatch_child(self, int pid) -> bool:
+        """Stop watching ``pid`` (it is not reaped). False if it was not watched."""
+        cdef _Child ch
+        old = self.children.pop(pid, None)
+        if old is None:
+            return False
+        ch = <_Child>old
+        fk_io_stop(&ch.io)
+        close(ch.pidfd)
+        ch.pidfd = -1
+        return True
+
+    def spawn(self, argv, callback, *, env=None, uid=None, gid=None, groups=None,
+              cwd=None, stdin=None, stdout=None, stderr=None) -> int:
+        """Run a program; ``callback(pid, returncode)`` when it exits. Returns the pid.
+
+        The child gets an empty signal mask, default signal dispositions, its own process
+        group, only fds 0-2, and the user/group switch asked for. ``stdin``/``stdout``/
+        ``stderr``: None inherits, an fd is dup'ed, ``DEVNULL`` is /dev/null. Failing to
+        exec raises ``OSError`` here (the child never runs).
+        """
+        cdef bytes prog
+        cdef bytes bcwd = None
+        cdef char **c_argv = NULL
+        cdef char **c_envp = NULL
+        cdef gid_t *c_gids = NULL
+        cdef int ngids = -1, c_uid = -1, c_gid = -1
+        cdef const char *c_cwd = NULL
+        cdef int stdio[3]
+        cdef int pfd[2]
+        cdef int code = 0, e, i
+        cdef pid_t pid
+        cdef ssize_t n
+        cdef char *p
+        prog, args, envp, gids = _spawn_prepare(argv, env, groups, uid, gid)
+        if self.is_closed:
+            raise RuntimeError("the loop is closed")
+        if cwd is not None:
+            bcwd = os.fsencode(cwd)
+            c_cwd = bcwd
+        if uid is not None:
+            c_uid = uid
+        if gid is not None:
+            c_gid = gid
+        for i, s in enumerate((stdin, stdout, stderr)):
+            stdio[i] = -1 if s is None else <int>s
+            if stdio[i] < 0 and stdio[i] != C_DEVNULL and s is not None:
+                raise ValueError(f"invalid stdio fd {s}")
+        try:
+            c_argv = bytes_array(args)
+            c_envp = bytes_array(envp) if envp is not None else environ
+            if gids is not None:
+                ngids = len(gids)
+                c_gids = <gid_t *>PyMem_Malloc((ngids + 1) * sizeof(gid_t))
+                if c_gids == NULL:
+                    raise MemoryError()
+                for i in range(ngids):
+                    c_gids[i] = <gid_t>gids[i]
+            if pipe2(pfd, O_CLOEXEC) < 0:
+                raise _oserror(errno)
+            if pfd[1] < 3:  # keep the error pipe out of the way of the stdio dup2s
+                e = fcntl(pfd[1], F_DUPFD_CLOEXEC, 3)
+                close(pfd[1])
+                pfd[1] = e
+            pid = fork()
+            if pid == 0:
+                child_exec(<char *>prog, c_argv, c_envp, c_uid, c_gid, c_gids, ngids, c_cwd, stdio, pfd[1])
+                child_fail(pfd[1])
+            e = errno
+            close(pfd[1])
+            if pid < 0:
+                close(pfd[0])
+                raise _oserror(e)
+            p = <char *>&code
+            i = 0
+            with nogil:
+                while i < <int>sizeof(code):
+                    n = read(pfd[0], p + i, sizeof(code) - i)
+                    if n < 0 and errno == EINTR:
+                        continue
+                    if n <= 0:
+                        break
+                    i += n
+            close(pfd[0])
+        finally:
+            PyMem_Free(c_argv)
+            if envp is not None:
+                PyMem_Free(c_envp)
+            PyMem_Free(c_gids)
+        if i > 0:
+            with nogil:
+                while waitpid(pid, NULL, 0) < 0 and errno == EINTR:
+                    pass
+            raise _oserror(code, argv[0])
+        self.watch_child(pid, callback)
+        return pid
+
+    # --- threads -------------------------------------------------------------------
+
+    def call_soon_threadsafe(self, callback, *args) -> None:
+        """From any thread: call ``callback(*args)`` on the loop's thread soon."""
+        self.threadsafe.append((callback, args))
+        if self.evfd >= 0:
+            eventfd_write(self.evfd, 1)
+
+    # --- running -------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run until ``stop()`` (a ``stop()`` before ``run()`` makes it one iteration)."""
+        if self.running:
+            raise RuntimeError("the loop is already running")
+        try:
+            while True:
+                self.run_once()
+                if self.stopping:
+                    break
+        finally:
+            self.stopping = False
+
+    def stop(self) -> None:
+        """Make ``run()`` return after the current iteration."""
+        self.stopping = True
+
+    def run_once(self, timeout=None) -> None:
+        """One iteration: wait up to ``timeout`` (None: until something is due), then dispatch."""
+        cdef int ms, tms, n, e
+        cdef int64_t nt, cur
+        cdef double t
+        cdef epoll_event *evs
+        if self.running:
+            raise RuntimeError("the loop is already running")
+        if self.is_closed:
+            raise RuntimeError("the loop is closed")
+        self.running = True
+        try:
+            nt = wheel_next_tick(&self.wheel)
+            if nt < 0:
+                ms = -1
+            elif nt <= self.wheel.cur:
+                ms = 0
+            else:
+                ms = ceil_ms(self.wheel.t0 + nt / 1000.0 - self.now())
+            if timeout is not None:
+                t = timeout
+                tms = ceil_ms(t)
+                if ms < 0 or tms < ms:
+                    ms = tms
+            evs = <epoll_event *>self.events
+            if ms == 0:
+                n = epoll_wait(self.epfd, evs, self.nevents, 0)
+            else:
+                with nogil:
+                    n = epoll_wait(self.epfd, evs, self.nevents, ms)
+            if n < 0:
+                e = errno
+                if e != EINTR:
+                    raise _oserror(e)
+                n = 0
+            cur = now_tick(&self.wheel, self.now())
+            if cur < self.wheel.cur:
+                cur = self.wheel.cur
+            wheel_advance(&self.wheel, cur)
+            self.dispatch_fds(n)
+            self.dispatch_timers()
+            if n == self.nevents and self.nevents < MAX_EVENTS:
+                self.grow_events()
+        finally:
+            self.running = False
+
+    cdef int grow_events(self) except -1:
+        cdef void *p = PyMem_Realloc(self.events, 2 * self.nevents * sizeof(epoll_event))
+        if p == NULL:
+            raise MemoryError()
+        self.events = p
+        self.nevents *= 2
+        return 0
+
+    cdef int raise_deferred(self) except -1:
+        exc = self.deferred
+        self.deferred = None
+        # what is left of the batch stays due: first in the next iteration
+        list_splice_head(&self.wheel.overdue, &self.wheel.batch)
+        raise exc
+
+    cdef int dispatch_fds(self, int n) except -1:
+        cdef epoll_event *evs = <epoll_event *>self.events
+        cdef int i, fd
+        cdef uint32_t ev
+        cdef fk_fdent *ent
+        cdef fk_io *io
+        for i in range(n):
+            fd = evs[i].data.fd
+            ev = evs[i].events
+            if fd >= self.nfds:
+                continue
+            ent = &self.fds[fd]
+            io = ent.cio
+            if io != NULL:
+                io.fn(io, ev, io.data)
+            else:
+                if ev & READ_EVENTS and ent.rcb != NULL:
+                    self.call_slot(fd, 0)
+                    ent = &self.fds[fd]  # the table may have moved
+                if ev & WRITE_EVENTS and ent.wcb != NULL:
+                    self.call_slot(fd, 1)
+            if self.deferred is not None:
+                self.raise_deferred()
+        return 0
+
+    cdef int call_slot(self, int fd, int slot) except -1:
+        cdef fk_fdent *ent = &self.fds[fd]
+        cdef PyObject *cbp = ent.rcb if slot == 0 else ent.wcb
+        cdef PyObject *argsp = ent.rargs if slot == 0 else ent.wargs
+        cdef object cb = <object>cbp  # own references: the callback may remove itself
+        cdef object args
+        if argsp == NULL:
+            self.fd_clear(fd, slot, cb)  # a Waiter: one-shot
+            call_py1(self, (<Waiter>cb).callback, True)
+        else:
+            args = <object>argsp
+            call_py(self, cb, args)
+        return 0
+
+    cdef int dispatch_timers(self) except -1:
+        cdef fk_wheel *w = &self.wheel
+        cdef fk_timer *t
+        while True:
+            t = wheel_pop_batch(w)
+            if t == NULL:
+                return 0
+            t.fn(t, t.data)
+            if self.deferred is not None:
+                self.raise_deferred()
+
+    # --- closing -------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release epoll/signalfd/eventfd/pidfds, restore the signal mask, drop timers."""
+        if self.is_closed:
+            return
+        if self.running:
+            raise RuntimeError("cannot close a running loop")
+        for s in list(self.signal_handlers):
+            self.remove_signal_handler(s)
+        for pid in list(self.children):
+            self.unwatch_child(pid)
+        self.release()
+
+    cdef void release(self) noexcept:
+        """Free everything without calling Python code (also from __dealloc__)."""
+        cdef int i, fd
+        cdef fk_fdent *ent
+        cdef fk_timer *t
+        cdef fk_list *lists[FK_LEVELS * FK_SLOTS + 2]
+        cdef fk_list *h
+        self.is_closed = True
+        for i in range(1, 128):
+            self.unblock(i)
+        # disarm every timer; Python timers drop the wheel's reference
+        for i in range(FK_LEVELS * FK_SLOTS):
+            lists[i] = &self.wheel.slots[i]
+        lists[FK_LEVELS * FK_SLOTS] = &self.wheel.overdue
+        lists[FK_LEVELS * FK_SLOTS + 1] = &self.wheel.batch
+        for i in range(FK_LEVELS * FK_SLOTS + 2):
+            h = lists[i]
+            while h.next != h:
+                t = <fk_timer *>h.next
+                wheel_unlink(t)
+                if t.fn == timer_fire:
+                    Py_DECREF_p(<PyObject *>t.data)
+        # the fd table
+        if self.fds != NULL:
+            for fd in range(self.nfds):
+                ent = &self.fds[fd]
+                if ent.cio != NULL:
+                    ent.cio.loop = NULL
+                    ent.cio = NULL
+                if ent.rcb != NULL:
+                    if ent.rargs == NULL:
+                        (<Waiter>ent.rcb).fd = -1
+                    Py_DECREF_p(ent.rcb)
+                    Py_XDECREF_p(ent.rargs)
+                    ent.rcb = NULL
+                    ent.rargs = NULL
+                if ent.wcb != NULL:
+                    if ent.wargs == NULL:
+                        (<Waiter>ent.wcb).fd = -1
+                    Py_DECREF_p(ent.wcb)
+                    Py_XDECREF_p(ent.wargs)
+                    ent.wcb = NULL
+                    ent.wargs = NULL
+            PyMem_Free(self.fds)
+            self.fds = NULL
+            self.nfds = 0
+        PyMem_Free(self.events)
+        self.events = NULL
+        self.nevents = 0
+        if self.sigfd >= 0:
+            close(self.sigfd)
+            self.sigfd = -1
+        if self.evfd >= 0:
+            close(self.evfd)
+            self.evfd = -1
+        if self.epfd >= 0:
+            close(self.epfd)
+            self.epfd = -1
+
+    @property
+    def closed(self) -> bool:
+        return self.is_closed
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# --- the C API (declared in _loop.pxd) ---------------------------------------------------------
+
+cdef double fk_now(Loop loop) noexcept:
+    try:
+        return loop.now()
+    except BaseException:
+        _log_exception(loop.clock)
+        return loop.wheel.t0 + loop.wheel.cur / 1000.0
+
+cdef void fk_timer_init(fk_timer *t, fk_timer_fn fn, void *data) noexcept:
+    memset(t, 0, sizeof(fk_timer))
+    t.node.next = &t.node
+    t.node.prev = &t.node
+    t.slot = FK_SLOT_IDLE
+    t.fn = fn
+    t.data = data
+
+cdef int fk_timer_start(Loop loop, fk_timer *t, double when) noexcept:
+    if loop.is_closed or when != when:
+        return -1
+    if t.wheel != NULL:
+        wheel_unlink(t)
+    t.when = when
+    wheel_arm(&loop.wheel, t, tick_of(&loop.wheel, when))
+    return 0
+
+cdef void fk_timer_stop(fk_timer *t) noexcept:
+    if t.wheel != NULL:
+        wheel_unlink(t)
+
+cdef bint fk_timer_active(const fk_timer *t) noexcept:
+    return t.wheel != NULL
+
+cdef int fk_io_start(Loop loop, fk_io *io, int fd, uint32_t events, fk_io_fn fn, void *data) noexcept:
+    cdef fk_fdent *ent
+    cdef epoll_event ev
+    cdef int r
+    if loop.is_closed:
+        return -EBADF
+    if io.loop != NULL:
+        fk_io_stop(io)
+    if fd < 0:
+        return -EBADF
+    try:
+        loop.ensure_fd(fd)
+    except BaseException:
+        return -ENOMEM
+    ent = &loop.fds[fd]
+    if ent.rcb != NULL or ent.wcb != NULL or ent.cio != NULL:
+        return -EBUSY
+    ev.events = events
+    ev.data.u64 = 0
+    ev.data.fd = fd
+    r = epoll_ctl(loop.epfd, EPOLL_CTL_ADD, fd, &ev)
+    if r < 0 and errno == EEXIST:
+        r = epoll_ctl(loop.epfd, EPOLL_CTL_MOD, fd, &ev)
+    if r < 0:
+        return -errno
+    ent.cio = io
+    ent.mask = events
+    io.fd = fd
+    io.events = events
+    io.fn = fn
+    io.data = data
+    io.loop = <void *>loop
+    return 0
+
+cdef int fk_io_modify(fk_io *io, uint32_t events) noexcept:
+    cdef Loop loop
+    cdef epoll_event ev
+    if io.loop == NULL:
+        return -EINVAL
+    loop = <Loop>io.loop
+    ev.events = events
+    ev.data.u64 = 0
+    ev.data.fd = io.fd
+    if epoll_ctl(loop.epfd, EPOLL_CTL_MOD, io.fd, &ev) < 0:
+        return -errno
+    io.events = events
+    loop.fds[io.fd].mask = events
+    return 0
+
+cdef void fk_io_stop(fk_io *io) noexcept:
+    cdef Loop loop
+    cdef fk_fdent *ent
+    cdef epoll_event ev
+    if io.loop == NULL:
+        return
+    loop = <Loop>io.loop
+    io.loop = NULL
+    if io.fd < loop.nfds:
+        ent = &loop.fds[io.fd]
+        if ent.cio == io:
+            ent.cio = NULL
+            ev.events = 0
+            ev.data.u64 = 0
+            epoll_ctl(loop.epfd, EPOLL_CTL_DEL, io.fd, &ev)
+            ent.mask = 0
+
+
+__all__ = ["DEVNULL", "MAX_TICKS", "TICK", "Loop", "Timer", "Waiter"]

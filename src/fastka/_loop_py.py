@@ -662,21 +662,36 @@ class Loop:
             if cur > self._cur:
                 self._cur = cur
             cur = self._cur
-            due: list[Timer] = []
+            due: list[tuple[int, Timer]] = []
             heap = self._heap
             limit = (cur + 1) << 64
             while heap and heap[0][0] < limit:
-                key, t = heappop(heap)
-                if t._seq == key & _SEQ_MASK:
+                entry = heappop(heap)
+                t = entry[1]
+                if t._seq == entry[0] & _SEQ_MASK:
                     t._seq = _BATCH
-                    due.append(t)
+                    due.append(entry)
                 else:
                     self._stale -= 1
             self._overdue = 0
-            self._dispatch_fds(events)
-            self._dispatch_timers(due)
+            try:
+                self._dispatch_fds(events)
+                self._dispatch_timers(due)
+            except BaseException:
+                self._restore(due)
+                raise
         finally:
             self._running = False
+
+    def _restore(self, due: list[tuple[int, Timer]]) -> None:
+        """A BaseException (SystemExit...) escaped a callback: what is left of the batch
+        stays due, with its original keys, so first in the next iteration."""
+        for entry in due:
+            t = entry[1]
+            if t._seq == _BATCH:
+                t._seq = entry[0] & _SEQ_MASK
+                self._overdue += 1
+                heappush(self._heap, entry)
 
     def _dispatch_fds(self, events: list[tuple[int, int]]) -> None:
         fds = self._fds
@@ -705,33 +720,18 @@ class Loop:
         except Exception:
             _log_exception(cb)
 
-    def _dispatch_timers(self, due: list[Timer]) -> None:
-        i = 0
-        n = len(due)
-        try:
-            while i < n:
-                t = due[i]
-                i += 1
-                if t._seq != _BATCH:
-                    continue  # cancelled or re-armed by an earlier callback
-                if t._interval > 0.0:
-                    t._seq = _IDLE
-                    self._timer_arm(t, self._periodic_next(t))
-                else:
-                    t._seq = _IDLE
-                cb = t._callback
-                try:
-                    cb(*t._args)
-                except Exception:
-                    _log_exception(cb)
-        finally:
-            # a BaseException (SystemExit...) escaped: what is left of the batch stays due
-            while i < n:
-                t = due[i]
-                i += 1
-                if t._seq == _BATCH:
-                    t._seq = _IDLE
-                    self._timer_arm(t, t._when)
+    def _dispatch_timers(self, due: list[tuple[int, Timer]]) -> None:
+        for _, t in due:
+            if t._seq != _BATCH:
+                continue  # cancelled or re-armed by an earlier callback
+            t._seq = _IDLE
+            if t._interval > 0.0:
+                self._timer_arm(t, self._periodic_next(t))
+            cb = t._callback
+            try:
+                cb(*t._args)
+            except Exception:
+                _log_exception(cb)
 
     def close(self) -> None:
         """Release epoll/signalfd/eventfd/pidfds, restore the signal mask, drop timers."""

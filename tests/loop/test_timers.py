@@ -284,6 +284,33 @@ def test_base_exception_propagates_and_rest_stays_due(floop: Any, clock: FakeClo
     assert out == ["a", "b"]
 
 
+def test_base_exception_in_fd_callback_keeps_due_timers(floop: Any, clock: FakeClock) -> None:
+    import socket
+
+    a, b = socket.socketpair()
+    try:
+        out: list[str] = []
+
+        def leave() -> None:
+            a.recv(10)
+            raise KeyboardInterrupt
+
+        floop.add_reader(a, leave)
+        t = floop.call_at(clock.now + 0.001, out.append, "t")
+        floop.call_soon(out.append, "s")
+        b.send(b"x")
+        clock.advance(0.001)
+        with pytest.raises(KeyboardInterrupt):
+            floop.run_once(1)
+        assert out == [] and t.active
+        floop.call_soon(out.append, "later")
+        floop.run_once(0)
+        assert out == ["s", "t", "later"]
+    finally:
+        a.close()
+        b.close()
+
+
 def test_stop_and_run(loop: Any) -> None:
     out: list[int] = []
     loop.call_soon(out.append, 1)

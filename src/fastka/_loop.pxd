@@ -1,0 +1,126 @@
+# The compiled event loop's C level: what other Cython modules (the VRRP hot path in
+# _vrrp.pyx) `cimport` to arm timers and watch fds with C callbacks that never enter
+# Python.
+#
+#     from fastka._loop cimport Loop, fk_timer, fk_io, fk_timer_init, fk_timer_start, ...
+#
+# Rules of the C level:
+# * Everything runs on the loop's thread with the GIL held (the loop calls C callbacks
+#   from its dispatch, exactly where it calls Python callbacks). A C callback must not
+#   raise; it may call any fk_* function, including on its own timer/watcher.
+# * fk_timer / fk_io structs are owned by the caller (embed them in your own struct or
+#   cdef class) and must stay valid while armed/started; stop them before freeing.
+#   Loop.close() disarms every timer and stops every watcher.
+# * Deadlines are absolute loop times in seconds (fk_now()), with the same rounding,
+#   order (deadline, then FIFO) and overdue rules as Python timers (docs/loop-api.md);
+#   Python and C timers share one wheel, so their relative order is well defined.
+# * A C watcher owns its fd: add_reader/add_writer on the same fd raise, and vice versa.
+
+from libc.stdint cimport int64_t, uint32_t, uint64_t
+from cpython.object cimport PyObject
+
+cdef enum:
+    FK_LEVEL_BITS = 6
+    FK_SLOTS = 64          # slots per level
+    FK_LEVELS = 7          # 7 x 6 bits of 1 ms ticks: ~139 years
+    FK_SLOT_IDLE = -1      # fk_timer.slot when not armed
+    FK_SLOT_OVERDUE = -2   # armed for a tick already processed
+    FK_SLOT_BATCH = -3     # due, in the batch being dispatched
+
+cdef struct fk_list:
+    fk_list *next
+    fk_list *prev
+
+cdef struct fk_timer
+cdef struct fk_io
+cdef struct fk_wheel
+
+ctypedef void (*fk_timer_fn)(fk_timer *timer, void *data) noexcept
+ctypedef void (*fk_io_fn)(fk_io *io, uint32_t events, void *data) noexcept
+
+cdef struct fk_timer:
+    fk_list node           # first member: a node of a wheel list is its timer
+    int64_t tick           # deadline in ticks since the loop's creation
+    int slot               # level * FK_SLOTS + index, or FK_SLOT_*
+    fk_wheel *wheel        # NULL while idle (fired, cancelled, never armed)
+    double when            # the deadline as given (seconds, loop time)
+    fk_timer_fn fn
+    void *data
+
+cdef struct fk_wheel:
+    int64_t cur            # last processed tick
+    double t0              # loop time of tick 0
+    uint64_t occupied[FK_LEVELS]          # bit i: slot i of the level is non-empty
+    fk_list slots[FK_LEVELS * FK_SLOTS]
+    fk_list overdue        # armed for ticks <= cur: due in the next iteration
+    fk_list batch          # due now, in firing order
+    Py_ssize_t count       # armed timers
+
+cdef struct fk_io:
+    int fd
+    uint32_t events        # EPOLLIN / EPOLLOUT interest
+    fk_io_fn fn            # fn(io, epoll events, data)
+    void *data
+    void *loop             # the Loop while started, NULL when stopped
+
+cdef struct fk_fdent:
+    PyObject *rcb          # reader callback (strong), or the Waiter when rargs is NULL
+    PyObject *rargs        # reader args tuple (strong)
+    PyObject *wcb
+    PyObject *wargs
+    fk_io *cio             # a C watcher owning the fd, or NULL
+    uint32_t mask          # interest currently registered with epoll
+
+cdef class Loop:
+    cdef fk_wheel wheel
+    cdef int epfd
+    cdef int evfd
+    cdef int sigfd
+    cdef fk_fdent *fds
+    cdef int nfds
+    cdef object clock
+    cdef bint is_closed
+    cdef bint running
+    cdef bint stopping
+    cdef object deferred           # a BaseException raised by a callback, re-raised by run_once
+    cdef object threadsafe         # collections.deque of (callback, args)
+    cdef dict signal_handlers
+    cdef uint64_t sig_ours[2]      # signals blocked by us (bit signum-1)
+    cdef dict children             # pid -> _Child
+    cdef fk_io ev_io
+    cdef fk_io sig_io
+    cdef void *events              # struct epoll_event[nevents]
+    cdef int nevents
+
+    cdef double now(self) except? -1.0
+    cdef int ensure_fd(self, int fd) except -1
+    cdef int epoll_apply(self, int fd, fk_fdent *ent, bint adding) except -1
+    cdef int fd_set(self, int fd, int slot, object cb, object args) except -1
+    cdef bint fd_clear(self, int fd, int slot, object expect) except -1
+    cdef object wait(self, object fd, int slot, object timeout, object callback)
+    cdef int signalfd_update(self) except -1
+    cdef void unblock(self, int s) noexcept
+    cdef int grow_events(self) except -1
+    cdef int raise_deferred(self) except -1
+    cdef int dispatch_fds(self, int n) except -1
+    cdef int call_slot(self, int fd, int slot) except -1
+    cdef int dispatch_timers(self) except -1
+    cdef void release(self) noexcept
+
+
+# --- the C API ----------------------------------------------------------------------
+
+cdef double fk_now(Loop loop) noexcept
+    # the loop's clock (CLOCK_MONOTONIC seconds, or the test clock)
+cdef void fk_timer_init(fk_timer *t, fk_timer_fn fn, void *data) noexcept
+cdef int fk_timer_start(Loop loop, fk_timer *t, double when) noexcept
+    # arm (or re-arm) at `when`; 0, or -1 if the loop is closed / when is NaN
+cdef void fk_timer_stop(fk_timer *t) noexcept
+    # disarm; idempotent
+cdef bint fk_timer_active(const fk_timer *t) noexcept
+cdef int fk_io_start(Loop loop, fk_io *io, int fd, uint32_t events, fk_io_fn fn, void *data) noexcept
+    # watch fd for events (EPOLLIN|EPOLLOUT); 0 or -errno (EBUSY: Python callbacks on fd)
+cdef int fk_io_modify(fk_io *io, uint32_t events) noexcept
+    # change the interest of a started watcher; 0 or -errno
+cdef void fk_io_stop(fk_io *io) noexcept
+    # stop watching; idempotent
