@@ -385,3 +385,32 @@ def test_misc_exit_codes_dynamic_and_timeout(loop: Loop, tmp_path: Path) -> None
             break
     else:
         pytest.fail("timed-out script was not killed")
+
+
+def test_ssl_get_tls_compliant_sends_close_notify(loop: Loop, tls_server_ctx: ssl.SSLContext) -> None:
+    endings: list[str] = []
+
+    def handler(raw: socket.socket) -> None:
+        conn = tls_server_ctx.wrap_socket(raw, server_side=True, suppress_ragged_eofs=False)
+        try:
+            srv.read_request(conn)
+            conn.sendall(b"HTTP/1.0 200 OK\r\n\r\nok")
+            endings.append("close_notify" if conn.recv(10) == b"" else "data")
+        except OSError as exc:  # ssl.SSLEOFError for a close without the alert
+            endings.append(type(exc).__name__)
+        finally:
+            conn.close()
+
+    server = srv.TcpServer(handler)
+    client = client_ssl_context()
+    try:
+        for compliant in (True, False):
+            tgt, params = http(server.port, ssl=True, tls_compliant=compliant)
+            assert run(loop, HttpProbe(loop, tgt, T, params, client))[0].ok
+            deadline = time.monotonic() + 3
+            while len(endings) < (1 if compliant else 2) and time.monotonic() < deadline:
+                time.sleep(0.02)
+    finally:
+        server.close()
+    assert endings[0] == "close_notify"
+    assert endings[1] != "close_notify"

@@ -13,6 +13,7 @@ ever; a total budget gives the verdict in bounded time instead.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import socket
@@ -153,6 +154,7 @@ class StreamProbe:
         "_ssl",
         "_timer",
         "_writing",
+        "close_notify",
         "loop",
         "server_hostname",
         "sock",
@@ -182,6 +184,7 @@ class StreamProbe:
         self._out: ssl.MemoryBIO | None = None
         self._pending = b""
         self._writing = False
+        self.close_notify = False  # SSL_GET tls_compliant: send a TLS close_notify
 
     # -- life cycle
     def start(self, step: int, done: Done) -> None:
@@ -214,6 +217,14 @@ class StreamProbe:
             self._timer.cancel()
             self._timer = None
         sock = self.sock
+        if sock is not None and self._ssl is not None and self.close_notify and self._out is not None:
+            # Best effort, never waiting: the alert goes out if the socket takes it now.
+            with contextlib.suppress(ssl.SSLError, OSError, ValueError):
+                self._ssl.unwrap()
+            data = self._out.read()
+            if data:
+                with contextlib.suppress(OSError):
+                    sock.send(data)
         if sock is not None:
             self.sock = None
             fd = sock.fileno()

@@ -136,7 +136,7 @@ def checker_params(c: m.Checker, config: m.Config) -> CheckParams | None:
             fast_recovery=c.fast_recovery,
             enable_sni=c.enable_sni,
             sni_name=c.sni_name,
-            tls_compliant=c.tls_compliant,
+            tls_compliant=c.tls_compliant or any(u.tls_compliant for u in c.urls),
         )
     if isinstance(c, m.TcpCheck):
         return TcpParams()
@@ -261,10 +261,13 @@ def check_config(config: m.Config, *, dont_release_ipvs: bool = False) -> CheckC
     g = config.global_defs
     fifos = tuple(f.path for f in (g.notify_fifo, g.lvs_notify_fifo) if f is not None)
     ssl = config.ssl
+    lvs = g.lvs_notify_fifo
+    fifo_script = _script(lvs.script) if lvs is not None else None
     return CheckConfig(
         virtual_servers=tuple(virtual_server_spec(vs, config) for vs in config.virtual_servers),
         globals=CheckGlobals(
             lvs_notify_fifos=fifos,
+            lvs_notify_fifo_script=(lvs.path, fifo_script) if lvs is not None and fifo_script else None,
             script_user=g.script_user,
             script_group=g.script_group,
             enable_script_security=g.enable_script_security,

@@ -182,6 +182,7 @@ class HttpProbe(StreamProbe):
         self.regex_window = b""
         self.kept = bytearray()
         self.host = ""
+        self.close_notify = params.ssl and params.tls_compliant
         self._compile()
 
     def _compile(self) -> None:

@@ -94,6 +94,7 @@ class CheckerManager:
             script_user=g.script_user,
             script_group=g.script_group,
             script_security=g.enable_script_security,
+            fifo_script=g.lvs_notify_fifo_script,
         )
 
     def ssl_context(self) -> ssl.SSLContext:

@@ -129,6 +129,7 @@ class LoopNotifier:
         script_user: str | None = None,
         script_group: str | None = None,
         script_security: bool = False,
+        fifo_script: tuple[str, Script] | None = None,
     ) -> None:
         self.loop = loop
         self.default_user = default_script_user(script_user, script_group)
@@ -139,6 +140,10 @@ class LoopNotifier:
                 self.fifo_fds.append(open_fifo(path))
             except OSError as exc:
                 log.error("Unable to open notify FIFO %s: %s", path, exc)
+        if fifo_script is not None:
+            # The FIFO reader, started once with the FIFO's path appended (cli.md §4.4).
+            path, script = fifo_script
+            self.run_script(Script((*script.argv, path), script.user, script.group))
 
     def close(self) -> None:
         for fd in self.fifo_fds:

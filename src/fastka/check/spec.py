@@ -270,6 +270,8 @@ class CheckGlobals:
     """The global_defs settings the checker child uses."""
 
     lvs_notify_fifos: tuple[str, ...] = ()  # notify_fifo and lvs_notify_fifo
+    # lvs_notify_fifo_script: (fifo path, script) started once the FIFO is open.
+    lvs_notify_fifo_script: tuple[str, Script] | None = None
     script_user: str | None = None
     script_group: str | None = None
     enable_script_security: bool = False
