@@ -344,8 +344,9 @@ class _ChildRunner:
                 log.info("Printing %s data for process(%d) on signal", self.title, os.getpid())
                 text = sub.dump()
                 if self.spec.mem_check:
-                    text += "\n" + memcheck.report(role)
-                    memcheck.log_report(role)
+                    report = memcheck.report(role)
+                    memcheck.log_report(role, text=report)
+                    text += "\n" + report
                 status.atomic_write(status.dump_path("data", role, facts.state_dump_file), text)
             elif signum in (signal.SIGUSR2, SIGSTATS_CLEAR):
                 log.info("Printing %s stats for process(%d) on signal", self.title, os.getpid())

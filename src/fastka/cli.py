@@ -176,9 +176,15 @@ OPTIONS: tuple[OptSpec, ...] = (
     OptSpec(
         "mem_check", None, "mem-check", Arg.NONE, "fastka: track allocations and report what was not freed"
     ),
-    OptSpec("status_socket", None, "status-socket", Arg.REQUIRED, "fastka: serve the status on this unix socket"),
-    OptSpec("status_http", None, "status-http", Arg.REQUIRED, "fastka: serve the status on [HOST:]PORT (HTTP)"),
-    OptSpec("status_file", None, "status-file", Arg.REQUIRED, "fastka: write the status to FILE on every change"),
+    OptSpec(
+        "status_socket", None, "status-socket", Arg.REQUIRED, "fastka: serve the status on this unix socket"
+    ),
+    OptSpec(
+        "status_http", None, "status-http", Arg.REQUIRED, "fastka: serve the status on [HOST:]PORT (HTTP)"
+    ),
+    OptSpec(
+        "status_file", None, "status-file", Arg.REQUIRED, "fastka: write the status to FILE on every change"
+    ),
     OptSpec(
         "log_level",
         None,

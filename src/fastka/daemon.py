@@ -128,7 +128,7 @@ def load_config(opts: Options) -> Loaded:
     if load is None:
         raise ConfigLoadError("the configuration compiler is not available", ExitCode.FATAL)
     try:
-        result = load(path, config_id=opts.effective_config_id)
+        result = load(path, config_id=opts.effective_config_id, all_config=opts.all_config)
     except OSError as exc:
         raise ConfigLoadError(f"Cannot read configuration file {path}: {exc.strerror or exc}") from exc
     if isinstance(result, tuple):
@@ -209,7 +209,7 @@ class _Proc:
     channel: Channel | None = None
     started_mono: float = 0.0
     started_ok: bool = False
-    last_answer: float = 0.0
+    waiting_since: float | None = None  # first unanswered hello (or the fork), None if all answered
     hello_seq: int = 0
     incarnation: int = 0
     failures: int = 0
@@ -467,7 +467,7 @@ class Parent:
                 os._exit(code)
         child_sock.close()
         proc.pid = pid
-        proc.started_mono = proc.last_answer = loop.time()
+        proc.started_mono = proc.waiting_since = loop.time()
         proc.started_ok = False
         proc.kill_reason = None
         proc.retiring = False
@@ -502,7 +502,7 @@ class Parent:
     def _on_child_message(self, proc: _Proc, msg: Message) -> None:
         assert self.loop is not None
         now = self.loop.time()
-        proc.last_answer = now
+        proc.waiting_since = None
         op = msg.get("op")
         health = self.board.child(proc.role)
         if op == "hello":
@@ -617,12 +617,14 @@ class Parent:
         for proc in list(self.procs.values()):
             if proc.pid is None or proc.kill_reason or proc.retiring or self._stopping:
                 continue
+            # Silence counts from the first hello the child left unanswered: if the parent
+            # itself was held up, no hello went out meanwhile and nobody is blamed.
+            if proc.waiting_since is None:
+                proc.waiting_since = now
             allowance = t.hello_timeout if proc.started_ok else t.start_timeout
-            since = proc.last_answer
             if proc.reload_sent is not None:
                 allowance = max(allowance, t.reload_timeout)
-                since = max(since, proc.reload_sent)
-            silent = now - since
+            silent = now - proc.waiting_since
             if silent > allowance:
                 log.error(
                     "%s child process(%d) not responding for %.1f s: killing it", proc.title, proc.pid, silent
@@ -810,13 +812,15 @@ class Parent:
         log.info("Printing parent data for process(%d) on signal", os.getpid())
         facts = self.loaded.facts if self.loaded else ConfigFacts()
         path = status.dump_path("data", "parent", facts.state_dump_file)
+        # Children first: they dump while the parent writes its own.
+        self._forward(signum, list(self.procs.values()))
+        report = memcheck.report("parent") if self.mem_check else None
         try:
-            status.atomic_write(path, self._parent_dump())
+            status.atomic_write(path, self._parent_dump() + (report or ""))
         except OSError as exc:
             log.error("Cannot write %s: %s", path, exc)
-        if self.mem_check:
-            memcheck.log_report("parent")
-        self._forward(signum, list(self.procs.values()))
+        if report:
+            memcheck.log_report("parent", text=report)
 
     def _forward_to_vrrp(self, signum: int) -> None:
         proc = self.procs.get("vrrp")
@@ -853,8 +857,6 @@ class Parent:
         if self.loaded is not None:
             lines.append("------< Configuration >------")
             lines.append(_config_dump(self.loaded.config))
-        if self.mem_check:
-            lines.append(memcheck.report("parent"))
         return "\n".join(lines) + "\n"
 
     # ---------------------------------------------------------------- status

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("fastka.memcheck")
 
-FRAMES = 16
+# One frame per allocation keeps tracing cheap enough to leave on for a while; deeper
+# tracebacks (FASTKA_MEMCHECK_FRAMES=N) show who called the allocating line.
+FRAMES = int(os.environ.get("FASTKA_MEMCHECK_FRAMES", "1") or 1)
 TOP = 25
 COMPILED_MODULES = ("fastka._loop", "fastka._vrrp", "fastka._ipvs")
 
@@ -67,13 +69,12 @@ def report(role: str) -> str:
     """Allocations alive now that were made after the baseline, largest first."""
     if not active() or _baseline is None:
         return "mem-check: not active\n"
-    snap = tracemalloc.take_snapshot().filter_traces(
-        (
-            tracemalloc.Filter(False, tracemalloc.__file__),
-            tracemalloc.Filter(False, "<frozen importlib._bootstrap>"),
-        )
-    )
-    diff = [d for d in snap.compare_to(_baseline, "traceback") if d.size_diff > 0]
+    snap = tracemalloc.take_snapshot()
+    diff = [
+        d
+        for d in snap.compare_to(_baseline, "traceback" if FRAMES > 1 else "lineno")
+        if d.size_diff > 0 and d.traceback[0].filename != tracemalloc.__file__
+    ]
     current, peak = tracemalloc.get_traced_memory()
     lines = [
         f"mem-check report, {role} process {os.getpid()}, {time.strftime('%Y-%m-%d %H:%M:%S')}",
@@ -91,10 +92,11 @@ def report(role: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def log_report(role: str, *, final: bool = False) -> None:
+def log_report(role: str, *, final: bool = False, text: str | None = None) -> None:
+    """Log ``text`` (default: a new report); at exit also write it to a file."""
     if not active():
         return
-    text = report(role)
+    text = report(role) if text is None else text
     for line in text.splitlines():
         log.info("%s", line)
     if final:

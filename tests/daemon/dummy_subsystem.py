@@ -27,7 +27,7 @@ from typing import Any
 
 from fastka.child import ChildContext, SubsystemBase, facts_of
 from fastka.cli import Options, parse_args
-from fastka.daemon import ConfigLoadError, Loaded, Tuning, run
+from fastka.daemon import ConfigLoadError, Loaded, Tuning, load_config, run
 
 
 @dataclass
@@ -77,6 +77,23 @@ def load(opts: Options) -> Loaded:
     return Loaded(config=config, facts=facts_of(config))
 
 
+def _instances(config: Any) -> dict[str, dict[str, Any]]:
+    """Instances of a dummy configuration, or of a real one (``fastka.config.model.Config``)."""
+    if hasattr(config, "vrrp_instances"):
+        return {name: {"state": str(inst.state).upper()} for name, inst in config.vrrp_instances.items()}
+    return dict(config.vrrp)
+
+
+def _servers(config: Any) -> dict[str, dict[str, Any]]:
+    if hasattr(config, "virtual_servers"):
+        return {vs.describe(): {"up": True} for vs in config.virtual_servers}
+    return dict(config.checker)
+
+
+def _names(config: Any, role: str) -> list[str]:
+    return list(_instances(config) if role == "vrrp" else _servers(config))
+
+
 def _event(*words: object) -> None:
     path = os.environ.get("FASTKA_DUMMY_LOG")
     if path:
@@ -94,8 +111,8 @@ class DummySubsystem(SubsystemBase):
         self.resumed: Any = None
 
     def _behaviour(self) -> Mapping[str, Any]:
-        assert self.config is not None
-        return self.config.behaviour.get(self.role, {})
+        behaviour: Mapping[str, Any] = getattr(self.config, "behaviour", {}).get(self.role, {})
+        return behaviour
 
     def start(self, ctx: ChildContext, config: Any) -> None:
         self.ctx, self.config = ctx, config
@@ -133,14 +150,13 @@ class DummySubsystem(SubsystemBase):
             done()
 
     def _names(self) -> list[str]:
-        assert self.config is not None
-        return list(self.config.vrrp if self.role == "vrrp" else self.config.checker)
+        return _names(self.config, self.role)
 
     def status(self) -> Mapping[str, Any]:
         assert self.config is not None
         if self.role == "vrrp":
             instances = []
-            for i, (name, inst) in enumerate(self.config.vrrp.items()):
+            for i, (name, inst) in enumerate(_instances(self.config).items()):
                 instances.append(
                     {
                         "name": name,
@@ -182,7 +198,7 @@ class DummySubsystem(SubsystemBase):
                     {
                         "name": "VG_1",
                         "state": "MASTER",
-                        "instances": list(self.config.vrrp),
+                        "instances": self._names(),
                         "last_transition": None,
                     }
                 ],
@@ -194,7 +210,7 @@ class DummySubsystem(SubsystemBase):
                         "status": "GOOD",
                         "value": 0,
                         "last_change": time.time(),
-                        "users": list(self.config.vrrp),
+                        "users": self._names(),
                     }
                 ],
                 "pid": os.getpid(),
@@ -202,7 +218,7 @@ class DummySubsystem(SubsystemBase):
                 "resumed": self.resumed,
             }
         servers = []
-        for name, vs in self.config.checker.items():
+        for name, vs in _servers(self.config).items():
             servers.append(
                 {
                     "name": name,
@@ -276,9 +292,10 @@ def main(argv: list[str]) -> int:
         backoff_first=0.3,
         backoff_max=2.0,
     )
+    real = os.environ.get("FASTKA_TEST_REAL_CONFIG") == "1"  # keepalived.conf through fastka.config
     return run(
         opts,
-        loader=load,
+        loader=load_config if real else load,
         factories={"vrrp": lambda: DummySubsystem("vrrp"), "checker": lambda: DummySubsystem("checker")},
         tuning=tuning,
     )

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import psutil
 import pytest
@@ -188,3 +189,58 @@ def test_daemonises_without_n(fastka: Make) -> None:
     finally:
         if alive(daemon):
             os.kill(daemon, signal.SIGKILL)
+
+
+def test_sigint_stops_and_ignore_sigint(fastka: Make) -> None:
+    fk = fastka().start()
+    fk.kill(signal.SIGINT)
+    assert fk.wait_exit() == 0
+    fk2 = fastka(args=["--ignore-sigint"]).start()
+    fk2.kill(signal.SIGINT)
+    time.sleep(0.5)
+    assert fk2.proc is not None and fk2.proc.poll() is None
+    assert alive(fk2.child_pid("vrrp"))
+
+
+def test_log_file_per_process(fastka: Make, tmp_path: Path) -> None:
+    fk = fastka(args=[f"-g{tmp_path}/k.log"]).start()
+    fk.kill(signal.SIGUSR1)
+    time.sleep(0.3)
+    fk.kill(signal.SIGTERM)
+    fk.wait_exit()
+    parent = (tmp_path / "k.log").read_text()
+    vrrp = (tmp_path / "k_vrrp.log").read_text()
+    checker = (tmp_path / "k_healthcheckers.log").read_text()
+    assert "Starting fastka" in parent and "Stopped fastka" in parent
+    assert "Printing VRRP data" in vrrp and "Printing VRRP data" not in parent
+    assert "Printing Healthcheck data" in checker
+
+
+def test_mem_check_reports(fastka: Make) -> None:
+    fk = fastka(args=["--mem-check"]).start()
+    fk.kill(signal.SIGUSR1)
+    data = fk.tmp / "keepalived.data"
+    wait_for(lambda: "mem-check report, vrrp process" in data.read_text(), what="report in the dump")
+    assert "not freed since start" in data.read_text()
+    parent = fk.tmp / "keepalived_parent.data"
+    wait_for(lambda: "mem-check report, parent process" in parent.read_text(), what="parent report")
+    children = (fk.child_pid("vrrp"), fk.child_pid("checker"))
+    fk.kill(signal.SIGTERM)
+    fk.wait_exit()
+    names = {p.name for p in fk.tmp.iterdir()}
+    assert f"fastka_mem.parent.{fk.pid}.log" in names
+    assert {f"fastka_mem.vrrp.{children[0]}.log", f"fastka_mem.checker.{children[1]}.log"} <= names
+
+
+def test_held_up_parent_blames_no_child(fastka: Make) -> None:
+    """A parent stopped longer than the hello timeout does not kill healthy children."""
+    fk = fastka().start(FASTKA_TEST_HELLO="0.1,0.8")
+    pids = (fk.child_pid("vrrp"), fk.child_pid("checker"))
+    fk.kill(signal.SIGSTOP)
+    time.sleep(1.5)
+    fk.kill(signal.SIGCONT)
+    time.sleep(1.0)
+    doc = fk.status()
+    assert (fk.child_pid("vrrp"), fk.child_pid("checker")) == pids
+    assert all(h["restarts"] == 0 for h in doc["children"].values())
+    assert "not responding" not in fk.log()

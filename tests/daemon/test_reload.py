@@ -127,3 +127,53 @@ def test_reload_storm(fastka: Make) -> None:
         print(f"{role} RSS {before[role]} -> {after[role]} KiB")
         assert after[role] - before[role] < 4096, f"{role} RSS grew {before[role]} -> {after[role]} KiB"
     assert fk.proc is not None and fk.proc.poll() is None
+
+
+KEEPALIVED_CONF = """\
+global_defs {
+    router_id lb1
+    child_wait_time 2
+}
+vrrp_instance VI_1 {
+    state MASTER
+    interface eth0
+    virtual_router_id 51
+    priority 150
+    virtual_ipaddress {
+        192.0.2.100/24
+    }
+}
+"""
+
+SECOND_INSTANCE = """\
+vrrp_instance VI_2 {
+    interface eth0
+    virtual_router_id 52
+    priority 100
+    virtual_ipaddress {
+        192.0.2.101/24
+    }
+}
+"""
+
+
+def test_real_keepalived_conf(fastka: Make) -> None:
+    """The real configuration compiler behind the parent: Keepalived's syntax, an
+    unterminated block refused on reload (Keepalived 2.2.7 died on that), a good edit
+    applied."""
+    fk = fastka({})
+    fk.write_config(KEEPALIVED_CONF)
+    fk.start(roles=("vrrp",), FASTKA_TEST_REAL_CONFIG="1")
+    doc = fk.status()
+    assert doc["daemon"]["router_id"] == "lb1"
+    assert [(i["name"], i["state"]) for i in doc["vrrp"]["instances"]] == [("VI_1", "MASTER")]
+    assert doc["checker"] is None and "checker" not in doc["children"]
+    fk.write_config(KEEPALIVED_CONF + SECOND_INSTANCE.rstrip("}\n") + "\n")
+    fk.kill(signal.SIGHUP)
+    wait_for(lambda: _reloads(fk)["failed"] == 1, what="refused reload")
+    assert "missing '}'" in fk.log()
+    assert [i["name"] for i in fk.status()["vrrp"]["instances"]] == ["VI_1"]
+    fk.write_config(KEEPALIVED_CONF + SECOND_INSTANCE)
+    fk.kill(signal.SIGHUP)
+    wait_for(lambda: _reloads(fk)["ok"] == 1, what="reload")
+    assert [i["name"] for i in fk.status()["vrrp"]["instances"]] == ["VI_1", "VI_2"]
