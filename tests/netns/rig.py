@@ -306,6 +306,14 @@ class Netns:
             )
         return self._executor.submit(fn, *args, **kwargs).result()
 
+    def proxy(self, factory: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Build ``factory(*args, **kwargs)`` inside the namespace and return a proxy whose
+        method calls also run there (pyroute2 objects, ``/proc/sys`` writers ...). The object
+        is closed with the rig. ``proxy.target`` is the object itself."""
+        # closed through the proxy, i.e. in the namespace's thread: pyroute2 keeps its
+        # transport in thread-local storage and only cleans up in the thread that made it
+        return self.rig.own(InNetns(self, self.call(factory, *args, **kwargs)))
+
     def ip(self, *args: str) -> str:
         """``ip -n NETNS ARGS...``; returns stdout."""
         return _ip(args, netns=self.netns)
@@ -343,8 +351,10 @@ class Netns:
     # -- sysctl ----------------------------------------------------------------------------
 
     def sysctl(self, key: str, value: str | int | None = None) -> str:
-        """Read (and with ``value``, first write) ``net.*`` sysctl ``key`` of this namespace."""
-        path = "/proc/sys/" + key.replace(".", "/")
+        """Read (and with ``value``, first write) sysctl ``key`` of this namespace: dotted
+        (``net.ipv4.conf.eth0.arp_ignore``) or, for names with dots, a path
+        (``net/ipv4/conf/vrrp.51/arp_ignore``)."""
+        path = "/proc/sys/" + (key if "/" in key else key.replace(".", "/"))
 
         def run() -> str:
             if value is not None:
@@ -440,6 +450,24 @@ class Netns:
             # the worker thread holds a reference to the namespace: end it before deleting
             self._executor.shutdown(wait=True)
             self._executor = None
+
+
+class InNetns:
+    """Forwards method calls on ``target`` to the namespace's thread (see :meth:`Netns.proxy`)."""
+
+    def __init__(self, ns: Netns, target: Any) -> None:
+        self.ns = ns
+        self.target = target
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.target, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self.ns.call(attr, *args, **kwargs)
+
+        return call
 
 
 class Bridge(Netns):
@@ -1282,6 +1310,7 @@ __all__ = [
     "Bridge",
     "Capture",
     "Frame",
+    "InNetns",
     "Link",
     "NetlinkDumper",
     "Netns",

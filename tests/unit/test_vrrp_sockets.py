@@ -1,0 +1,77 @@
+"""The pieces of fastka.vrrp.sockets that need no privileges: the (temporary) IPv4 header
+builder against Keepalived's golden headers, and the ancillary-data parsers."""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+from pathlib import Path
+
+import pytest
+
+from fastka.vrrp.sockets import IPPROTO_AH, build_ipv4_header, parse_cmsg4, parse_cmsg6
+
+GOLDEN = next(
+    (
+        p
+        for p in (
+            Path(__file__).resolve().parents[1] / "data" / "vrrp-golden",
+            Path(__file__).resolve().parents[3] / "shared" / "vrrp-golden",
+        )
+        if p.is_dir()
+    ),
+    None,
+)
+
+
+def golden_ipv4_frames() -> list[dict[str, object]]:
+    if GOLDEN is None:
+        pytest.skip("vrrp-golden captures not available")
+    frames = []
+    for path in sorted(GOLDEN.glob("*.expected.json")):
+        frames += [f for f in json.loads(path.read_text())["distinct_vrrp_frames"] if "ip" in f]
+    return frames
+
+
+def test_ipv4_header_is_keepalived_s() -> None:
+    frames = golden_ipv4_frames()
+    assert len(frames) > 20
+    for f in frames:
+        raw = bytes.fromhex(str(f["frame_hex"]))[14:]
+        ip = f["ip"]
+        assert isinstance(ip, dict)
+        header = build_ipv4_header(
+            raw[12:16],
+            raw[16:20],
+            len(raw) - 20,
+            ident=int(ip["id"]),
+            ttl=int(ip["ttl"]),
+            protocol=int(ip["proto"]),
+        )
+        assert header == raw[:20], f["frame_hex"]
+
+
+def test_ah_protocol_and_defaults() -> None:
+    h = build_ipv4_header(
+        socket.inet_aton("10.0.0.1"), socket.inet_aton("224.0.0.18"), 20, ident=7, protocol=IPPROTO_AH
+    )
+    assert (h[0], h[1], struct.unpack("!H", h[2:4])[0], h[8], h[9]) == (0x45, 0xC0, 40, 255, 51)
+    assert h[6:8] == b"\0\0"  # DF clear, as Keepalived
+
+
+def test_parse_cmsg4() -> None:
+    pktinfo = struct.pack("=i4s4s", 7, socket.inet_aton("10.0.0.1"), socket.inet_aton("224.0.0.18"))
+    assert parse_cmsg4([(socket.IPPROTO_IP, 8, pktinfo)]) == 7
+    assert parse_cmsg4([]) == 0
+    assert parse_cmsg4([(socket.IPPROTO_IP, 8, b"\1")]) == 0  # truncated control message: ignored
+
+
+def test_parse_cmsg6() -> None:
+    dst = socket.inet_pton(socket.AF_INET6, "ff02::12")
+    anc = [
+        (socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT, struct.pack("=i", 255)),
+        (socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, struct.pack("=16sI", dst, 3)),
+    ]
+    assert parse_cmsg6(anc) == (dst, 3, 255)
+    assert parse_cmsg6([]) == (bytes(16), 0, -1)
