@@ -1364,4 +1364,146 @@ cdef void fk_io_stop(fk_io *io) noexcept:
             ent.mask = 0
 
 
+
+# --- test and benchmark hook: the C API driven from Python -------------------------------------
+
+cdef struct probe_timer:
+    fk_timer t
+    int id
+    double interval         # > 0: re-arms itself at when + interval (the advert timer)
+    void *probe
+
+
+cdef void probe_timer_fired(fk_timer *t, void *data) noexcept:
+    cdef probe_timer *pt = <probe_timer *>data
+    cdef _CProbe p = <_CProbe>pt.probe
+    p.count += 1
+    if p.nlog < p.caplog:
+        p.log[p.nlog] = pt.id
+        p.nlog += 1
+    if pt.interval > 0.0:
+        fk_timer_start(p.loop, t, t.when + pt.interval)
+
+
+cdef void probe_io_ready(fk_io *io, uint32_t events, void *data) noexcept:
+    cdef _CProbe p = <_CProbe>data
+    cdef char buf[2048]
+    cdef ssize_t n
+    p.io_events += 1
+    if events & EPOLLIN:
+        n = recv(io.fd, buf, sizeof(buf), MSG_DONTWAIT)
+        if n > 0:
+            p.io_bytes += n
+    if events & EPOLLOUT:
+        p.io_writable += 1
+        if p.stop_writer:
+            fk_io_modify(io, EPOLLIN)
+
+
+@cython.final
+cdef class _CProbe:
+    """Test hook: ``n`` C-level timers and one fd watcher driven through the C API of
+    ``_loop.pxd`` (fk_timer_*, fk_io_*); their callbacks are C functions that never enter
+    Python and record what happened (firing order, counts) in C arrays."""
+
+    cdef Loop loop
+    cdef probe_timer *timers
+    cdef int n
+    cdef int *log
+    cdef int nlog
+    cdef int caplog
+    cdef public long count
+    cdef fk_io io
+    cdef public long io_events
+    cdef public long io_bytes
+    cdef public long io_writable
+    cdef bint stop_writer
+
+    def __cinit__(self, Loop loop, int n, int log_capacity=1 << 16):
+        cdef int i
+        self.loop = loop
+        self.io.loop = NULL
+        self.timers = <probe_timer *>PyMem_Malloc(max(n, 1) * sizeof(probe_timer))
+        self.log = <int *>PyMem_Malloc(max(log_capacity, 1) * sizeof(int))
+        if self.timers == NULL or self.log == NULL:
+            raise MemoryError()
+        self.n = n
+        self.caplog = log_capacity
+        for i in range(n):
+            fk_timer_init(&self.timers[i].t, probe_timer_fired, <void *>&self.timers[i])
+            self.timers[i].id = i
+            self.timers[i].interval = 0.0
+            self.timers[i].probe = <void *>self
+
+    def __dealloc__(self):
+        cdef int i
+        if self.timers != NULL:
+            for i in range(self.n):
+                fk_timer_stop(&self.timers[i].t)
+        fk_io_stop(&self.io)
+        PyMem_Free(self.timers)
+        PyMem_Free(self.log)
+
+    cdef inline probe_timer *get(self, int i) except NULL:
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        return &self.timers[i]
+
+    def arm(self, int i, double when, double interval=0.0) -> None:
+        cdef probe_timer *pt = self.get(i)
+        pt.interval = interval
+        if fk_timer_start(self.loop, &pt.t, when) < 0:
+            raise RuntimeError("fk_timer_start failed")
+
+    def cancel(self, int i) -> None:
+        fk_timer_stop(&self.get(i).t)
+
+    def active(self, int i) -> bool:
+        return fk_timer_active(&self.get(i).t)
+
+    def when(self, int i) -> float:
+        return self.get(i).t.when
+
+    def fired(self) -> list:
+        return [self.log[i] for i in range(self.nlog)]
+
+    def now(self) -> float:
+        return fk_now(self.loop)
+
+    def arm_many(self, double[:] deadlines, int start=0) -> None:
+        """Arm timers start.. at the given deadlines (benchmarks: no Python per timer)."""
+        cdef Py_ssize_t i
+        if start < 0 or start + deadlines.shape[0] > self.n:
+            raise IndexError("too many deadlines")
+        for i in range(deadlines.shape[0]):
+            fk_timer_start(self.loop, &self.timers[start + i].t, deadlines[i])
+
+    def cancel_many(self, int start, int stop) -> None:
+        cdef int i
+        for i in range(max(start, 0), min(stop, self.n)):
+            fk_timer_stop(&self.timers[i].t)
+
+    def watch(self, fd, int events, bint stop_writer=False) -> None:
+        """Watch fd with a C callback (reads what arrives; counts events)."""
+        self.stop_writer = stop_writer
+        cdef int r = fk_io_start(self.loop, &self.io, _fileno(fd), events, probe_io_ready, <void *>self)
+        if r < 0:
+            raise _oserror(-r)
+
+    def modify(self, int events) -> None:
+        cdef int r = fk_io_modify(&self.io, events)
+        if r < 0:
+            raise _oserror(-r)
+
+    def unwatch(self) -> None:
+        fk_io_stop(&self.io)
+
+    @property
+    def watching(self) -> bool:
+        return self.io.loop != NULL
+
+
+EPOLLIN_ = EPOLLIN
+EPOLLOUT_ = EPOLLOUT
+
 __all__ = ["DEVNULL", "MAX_TICKS", "TICK", "Loop", "Timer", "Waiter"]
