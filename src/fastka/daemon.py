@@ -33,7 +33,9 @@ life inside its parent's dispatch.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
+import io
 import json
 import logging
 import os
@@ -346,7 +348,8 @@ class Parent:
     def _dump_conf_at_start(self) -> None:
         if self.opts.dump_conf is None or self.loaded is None:
             return
-        for line in _config_dump(self.loaded.config, json_=self.opts.dump_conf == "json").splitlines():
+        text = _config_dump(self.opts, self.loaded.config, json_=self.opts.dump_conf == "json")
+        for line in text.splitlines():
             log.info("%s", line)
 
     def _wanted_roles(self, facts: ConfigFacts) -> set[str]:
@@ -856,7 +859,7 @@ class Parent:
                 lines.append(f"   last exit {time.ctime(le['time'])}: {le['status']} ({le['reason']})")
         if self.loaded is not None:
             lines.append("------< Configuration >------")
-            lines.append(_config_dump(self.loaded.config))
+            lines.append(_config_dump(self.opts, self.loaded.config))
         return "\n".join(lines) + "\n"
 
     # ---------------------------------------------------------------- status
@@ -1037,21 +1040,17 @@ class Parent:
         log.info("Stopped fastka v%s", __version__)
 
 
-def _config_dump(config: Any, *, json_: bool = False) -> str:
-    """The configuration as text (``-d``, the parent's data dump)."""
+def _config_dump(opts: Options, config: Any, *, json_: bool = False) -> str:
+    """The configuration as text or JSON (``-d``/``--dump-conf=json``, the parent's data
+    dump), by the configuration compiler's dumper."""
     try:
-        from fastka.config import check as config_check
+        from fastka.config.check import dump_config
 
-        dump = getattr(config_check, "dump_config", None)
-        if dump is not None:
-            try:
-                text = dump(config, json_=json_) if json_ else dump(config)
-            except TypeError:
-                text = dump(config)
-            return str(text).rstrip("\n")
+        buf = io.StringIO()
+        dump_config(dataclasses.replace(opts, dump_conf="json" if json_ else ""), config, buf)
+        return buf.getvalue().rstrip("\n")
     except Exception as exc:  # a dump must never take the daemon down
-        return f"(configuration dump failed: {exc})"
-    return repr(config)
+        return f"(configuration dump failed: {type(exc).__name__}: {exc})\n{config!r}"
 
 
 def _remove_pid_file_of(path: str | None, pid: int) -> None:

@@ -161,9 +161,13 @@ def test_real_keepalived_conf(fastka: Make) -> None:
     """The real configuration compiler behind the parent: Keepalived's syntax, an
     unterminated block refused on reload (Keepalived 2.2.7 died on that), a good edit
     applied."""
-    fk = fastka({})
+    fk = fastka({}, args=["-d"])
     fk.write_config(KEEPALIVED_CONF)
     fk.start(roles=("vrrp",), FASTKA_TEST_REAL_CONFIG="1")
+    assert "------< Global definitions >------" in fk.log(), "-d dumps the configuration"
+    fk.kill(signal.SIGUSR1)
+    parent = fk.tmp / "keepalived_parent.data"
+    wait_for(lambda: "virtual_router_id" in parent.read_text(), what="parent dump with the configuration")
     doc = fk.status()
     assert doc["daemon"]["router_id"] == "lb1"
     assert [(i["name"], i["state"]) for i in doc["vrrp"]["instances"]] == [("VI_1", "MASTER")]
