@@ -39,30 +39,8 @@ INT_MAX = 0x7FFFFFFF
 
 
 # --------------------------------------------------------------------------- tree
-@dataclass(slots=True)
-class Node:
-    """A keyword line, and its ``{}`` block if it has one (``children`` is None if not)."""
-
-    words: list[str]
-    raw: str
-    location: Location
-    children: list[Node] | None = None
-    end: Location | None = None  # where the block's ``}`` was
-
-    @property
-    def keyword(self) -> str:
-        return self.words[0] if self.words else ""
-
-    @property
-    def args(self) -> list[str]:
-        return self.words[1:]
-
-    @property
-    def raw_args(self) -> str:
-        """The raw text after the keyword (quotes and escapes intact)."""
-        parts = self.raw.split(None, 1)
-        text = parts[1] if len(parts) > 1 else ""
-        return text[:-1].rstrip() if text.endswith("{") else text
+# The tree node is the preprocessor's Line: ``children`` is its block (None if it has none).
+Node = Line
 
 
 def build_tree(lines: Iterable[Line], diag: Diagnostics) -> list[Node]:
@@ -80,9 +58,8 @@ def build_tree(lines: Iterable[Line], diag: Diagnostics) -> list[Node]:
             if owner is not None:
                 owner.end = loc
             continue
-        opens = words[-1] == "{"
-        if opens:
-            words = words[:-1]
+        if words[-1] == "{":
+            words.pop()
             if not words:
                 current = stack[-1][0]
                 prev = current[-1] if current else None
@@ -91,10 +68,12 @@ def build_tree(lines: Iterable[Line], diag: Diagnostics) -> list[Node]:
                     stack.append((prev.children, prev))
                     continue
                 diag.warning("Unexpected '{' - ignoring", loc)
-        node = Node(words, line.raw, loc, [] if opens else None)
-        stack[-1][0].append(node)
-        if node.children is not None:
-            stack.append((node.children, node))
+            children: list[Node] = []
+            line.children = children
+            stack[-1][0].append(line)
+            stack.append((children, line))
+        else:
+            stack[-1][0].append(line)
     if len(stack) > 1:
         diag.error(f"There are {len(stack) - 1} missing '}}'s or extra '{{'s")
     return root
@@ -112,6 +91,7 @@ class Ctx:
         # id(obj) -> {field: location of the keyword that set it}
         self._seen: dict[int, dict[str, Location]] = {}
         self._keep: list[object] = []  # keeps ids unique while we hold them
+        self._frames: list[dict[str, Location]] = []
         self.ends: dict[int, Location] = {}
         self.rule_preference = 16384  # Keepalived numbers rules without one downwards
         self._extra: dict[int, dict[str, Any]] = {}
@@ -128,13 +108,17 @@ class Ctx:
     def obj(self) -> Any:
         return self.stack[-1]
 
-    def mark(self, obj: object, name: str, loc: Location) -> None:
+    def seen(self, obj: object) -> dict[str, Location]:
+        """{field: location} of what the configuration set on ``obj`` (live dict)."""
         key = id(obj)
         seen = self._seen.get(key)
         if seen is None:
             seen = self._seen[key] = {}
             self._keep.append(obj)
-        seen[name] = loc
+        return seen
+
+    def mark(self, obj: object, name: str, loc: Location) -> None:
+        self.seen(obj)[name] = loc
 
     def was_set(self, obj: object, name: str) -> bool:
         seen = self._seen.get(id(obj))
@@ -145,20 +129,27 @@ class Ctx:
         return seen.get(name) if seen else None
 
     def set(self, name: str, value: object, node: Node) -> None:
-        obj = self.obj
-        setattr(obj, name, value)
-        self.mark(obj, name, node.location)
+        """Set a field of the current object and remember where the config set it."""
+        setattr(self.stack[-1], name, value)
+        self._frames[-1][name] = node.location
+
+    def push(self, obj: object) -> None:
+        self.stack.append(obj)
+        self._frames.append(self.seen(obj))
+
+    def pop(self) -> None:
+        self.stack.pop()
+        self._frames.pop()
 
     def child(self, obj: object, node: Node, block: Block) -> None:
         """Walk ``node``'s block with ``obj`` as the current object."""
-        self._keep.append(obj)
         if node.end is not None:
             self.ends[id(obj)] = node.end
-        self.stack.append(obj)
+        self.push(obj)
         try:
             walk(self, node.children or [], block)
         finally:
-            self.stack.pop()
+            self.pop()
 
     def end_of(self, obj: object) -> Location | None:
         return self.ends.get(id(obj))
@@ -247,6 +238,10 @@ def arg(ctx: Ctx, node: Node, index: int, expected: str) -> str | None:
 def read_uint(
     ctx: Ctx, node: Node, value: str, lo: int = 0, hi: int = UINT_MAX, base: int = 10
 ) -> int | None:
+    if base == 10 and value.isascii() and value.isdigit():
+        number = int(value)
+        if lo <= number <= hi:
+            return number
     try:
         if not re.fullmatch(r"[+]?[0-9A-Fa-fxXoO_]+" if base == 0 else r"[+]?[0-9]+", value):
             raise ValueError
@@ -277,6 +272,10 @@ def _fmt_timer(value: float) -> str:
 
 def read_timer(ctx: Ctx, node: Node, value: str, lo: float = 0.000001, hi: float = TIMER_MAX) -> float | None:
     """Seconds with up to 6 decimals (Keepalived keeps µs)."""
+    if value.isascii() and value.isdigit():
+        number = float(value)
+        if lo <= number <= hi:
+            return number
     if not re.fullmatch(r"[+]?([0-9]+\.?[0-9]*|\.[0-9]+)", value):
         _bad_number(ctx, node, value, f"invalid number '{value}'")
         return None
@@ -442,8 +441,10 @@ def set_bool(name: str) -> Handler:
 
 
 def set_uint(name: str, lo: int = 0, hi: int = UINT_MAX, base: int = 10) -> Handler:
+    expected = f"a number {lo}..{hi}"
+
     def handler(ctx: Ctx, node: Node) -> None:
-        value = arg(ctx, node, 1, f"a number {lo}..{hi}")
+        value = arg(ctx, node, 1, expected)
         if value is not None:
             number = read_uint(ctx, node, value, lo, hi, base)
             if number is not None:
@@ -454,8 +455,10 @@ def set_uint(name: str, lo: int = 0, hi: int = UINT_MAX, base: int = 10) -> Hand
 
 
 def set_int(name: str, lo: int, hi: int) -> Handler:
+    expected = f"a number {lo}..{hi}"
+
     def handler(ctx: Ctx, node: Node) -> None:
-        value = arg(ctx, node, 1, f"a number {lo}..{hi}")
+        value = arg(ctx, node, 1, expected)
         if value is not None:
             number = read_int(ctx, node, value, lo, hi)
             if number is not None:
@@ -466,8 +469,10 @@ def set_int(name: str, lo: int, hi: int) -> Handler:
 
 
 def set_timer(name: str, lo: float = 0.000001, hi: float = TIMER_MAX) -> Handler:
+    expected = f"a time in seconds {_fmt_timer(lo)}..{_fmt_timer(hi)}"
+
     def handler(ctx: Ctx, node: Node) -> None:
-        value = arg(ctx, node, 1, f"a time in seconds {_fmt_timer(lo)}..{_fmt_timer(hi)}")
+        value = arg(ctx, node, 1, expected)
         if value is not None:
             number = read_timer(ctx, node, value, lo, hi)
             if number is not None:
@@ -760,11 +765,11 @@ def on_global(handler: Handler) -> Handler:
     """A root-level keyword stored in GlobalDefs (as Keepalived keeps it in global_data)."""
 
     def wrapped(ctx: Ctx, node: Node) -> None:
-        ctx.stack.append(ctx.config.global_defs)
+        ctx.push(ctx.config.global_defs)
         try:
             handler(ctx, node)
         finally:
-            ctx.stack.pop()
+            ctx.pop()
 
     return wrapped
 
@@ -899,11 +904,11 @@ def h_static(name: str, kind: str) -> Handler:
     inner = {"address": address_block, "route": route_block, "rule": rule_block}[kind](name)
 
     def handler(ctx: Ctx, node: Node) -> None:
-        ctx.stack.append(ctx.config)
+        ctx.push(ctx.config)
         try:
             inner(ctx, node)
         finally:
-            ctx.stack.pop()
+            ctx.pop()
 
     return handler
 

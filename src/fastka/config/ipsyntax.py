@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from collections.abc import Callable
 
 from fastka.config.diagnostics import Diagnostics
@@ -72,18 +73,28 @@ Report = Callable[[str], None]
 
 
 def parse_ip(word: str) -> IPAddress | None:
+    """An IPv4 or IPv6 address as ``inet_pton()`` reads it (what Keepalived uses)."""
     try:
-        return ipaddress.ip_address(word)
-    except ValueError:
+        if ":" in word:
+            return ipaddress.IPv6Address(socket.inet_pton(socket.AF_INET6, word))
+        return ipaddress.IPv4Address(socket.inet_pton(socket.AF_INET, word))
+    except (OSError, ValueError):
         return None
 
 
 def parse_interface(word: str) -> IPInterface | None:
-    """``IP[/LEN]`` with the host bits kept (a VIP); IPv4 netmask form also accepted."""
-    try:
-        return ipaddress.ip_interface(word)
-    except ValueError:
+    """``IP[/LEN]`` with the host bits kept (a VIP); no length = /32 or /128."""
+    address, slash, length = word.partition("/")
+    ip = parse_ip(address)
+    if ip is None:
         return None
+    if not slash:
+        return ipaddress.IPv4Interface(ip) if ip.version == 4 else ipaddress.IPv6Interface(ip)
+    if not (length.isascii() and length.isdigit()) or int(length) > ip.max_prefixlen:
+        return None
+    if ip.version == 4:
+        return ipaddress.IPv4Interface((int(ip), int(length)))
+    return ipaddress.IPv6Interface((int(ip), int(length)))
 
 
 def parse_prefix(word: str, family: Family | None = None) -> IPNetwork | None:

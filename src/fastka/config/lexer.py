@@ -48,7 +48,8 @@ _SUBST_RE = re.compile(
     r"\$\{([A-Za-z_][A-Za-z0-9_]*)((?:[ \t][^}]*)?)\}|\$([A-Za-z_][A-Za-z0-9_]*)(?=[ \t\n]|\Z)"
 )
 _WS = frozenset(" \t\r\n\f\v")
-_SPECIAL = frozenset("\"'{}\\")
+_has_special = re.compile(r"[\"'{}\\]").search
+_has_quoting = re.compile(r"[\"'\\]").search
 _INCLUDE_WORDS = {
     "include": frozenset(),
     "includer": frozenset({"readable"}),
@@ -60,21 +61,47 @@ _INCLUDE_WORDS = {
 INCLUDE_CHECKS = ("readable", "match", "wildcard_match", "brace_match")
 
 
-@dataclass(slots=True)
 class Line:
     """One logical line: its words (quotes removed), its raw text and where it came from.
 
     ``raw`` is the text of this logical line with quotes and escapes intact, for the
-    keywords Keepalived parses "quoted" (scripts with arguments).
+    keywords Keepalived parses "quoted" (scripts with arguments). The grammar nests lines
+    into blocks in place (``children``, ``end``), so a Line is also a tree node.
     """
 
-    words: list[str]
-    raw: str
-    location: Location
+    __slots__ = ("children", "end", "location", "raw", "words")
+
+    def __init__(
+        self,
+        words: list[str],
+        raw: str,
+        location: Location,
+        children: list[Line] | None = None,
+        end: Location | None = None,
+    ) -> None:
+        self.words = words
+        self.raw = raw
+        self.location = location
+        self.children = children
+        self.end = end
+
+    def __repr__(self) -> str:
+        return f"Line({self.words!r}, {self.location})"
 
     @property
     def keyword(self) -> str:
         return self.words[0] if self.words else ""
+
+    @property
+    def args(self) -> list[str]:
+        return self.words[1:]
+
+    @property
+    def raw_args(self) -> str:
+        """The raw text after the keyword (quotes and escapes intact)."""
+        parts = self.raw.split(None, 1)
+        text = parts[1] if len(parts) > 1 else ""
+        return text[:-1].rstrip() if text.endswith("{") else text
 
 
 # --------------------------------------------------------------------------- helpers
@@ -84,7 +111,7 @@ def decomment(line: str) -> tuple[str, bool]:
     ``#`` and ``!`` start a comment anywhere outside double quotes; single quotes do not
     protect them (as Keepalived). A backslash protects the next character (``\\#``).
     """
-    if not any(c in line for c in '#!"\\'):
+    if "#" not in line and "!" not in line and '"' not in line and "\\" not in line:
         return line, False
     in_dquote = False
     i = 0
@@ -177,9 +204,11 @@ def split_words(text: str) -> tuple[list[tuple[list[str], str]], str | None]:
     Quotes (``"`` or ``'``) group words and are removed (``ab" c "d`` is ONE word
     ``ab c d``); ``\\#``, ``\\!`` and an escaped quote are literal; other backslashes stay.
     """
-    if not any(c in _SPECIAL for c in text):
+    if _has_special(text) is None:
         simple = text.split()
         return ([(simple, text)] if simple else []), None
+    if _has_quoting(text) is None:
+        return _split_braces(text), None
     segments: list[tuple[list[str], str]] = []
     words: list[str] = []
     buf: list[str] = []
@@ -241,6 +270,27 @@ def split_words(text: str) -> tuple[list[tuple[list[str], str]], str | None]:
     if words:
         segments.append((words, text[seg_start:].strip()))
     return segments, error
+
+
+def _split_braces(text: str) -> list[tuple[list[str], str]]:
+    """:func:`split_words` for a line with braces but no quotes or backslashes."""
+    segments: list[tuple[list[str], str]] = []
+    words: list[str] = []
+    for word in text.replace("{", " { ").replace("}", " } ").split():
+        if word == "{":
+            words.append(word)
+            segments.append((words, " ".join(words)))
+            words = []
+        elif word == "}":
+            if words:
+                segments.append((words, " ".join(words)))
+                words = []
+            segments.append((["}"], "}"))
+        else:
+            words.append(word)
+    if words:
+        segments.append((words, " ".join(words)))
+    return segments
 
 
 _ESCAPES = {
@@ -470,10 +520,42 @@ class Preprocessor:
             self._stack.pop()
 
     def _read_text(self, text: str, frame: _Frame) -> None:
-        lines = text.split("\n")
         display = frame.display
         collecting: tuple[str, list[str], Location] | None = None
-        for number, physical in enumerate(lines, 1):
+        out = self.lines
+        new_location = tuple.__new__
+        for number, physical in enumerate(text.split("\n"), 1):
+            if collecting is None:
+                # Fast path: a plain ``keyword args`` line, or one that only opens or
+                # closes a block -- most of any real configuration.
+                if not physical:
+                    continue
+                if (
+                    "#" not in physical
+                    and "!" not in physical
+                    and '"' not in physical
+                    and "'" not in physical
+                    and "\\" not in physical
+                    and "$" not in physical
+                    and "\0" not in physical
+                ):
+                    stripped = physical.strip()
+                    if not stripped:
+                        continue
+                    first = stripped[0]
+                    if first not in "@~" and not (
+                        (first == "i" and stripped.startswith("include"))
+                        or (first == "r" and stripped.startswith("random_seed"))
+                    ):
+                        location = new_location(Location, (display, number))
+                        if "{" not in stripped and "}" not in stripped:
+                            out.append(Line(stripped.split(), stripped, location))
+                        elif stripped == "}":
+                            out.append(Line(["}"], "}", location))
+                        else:
+                            for words, raw in _split_braces(stripped):
+                                out.append(Line(words, raw, location))
+                        continue
             if "\0" in physical:
                 continue  # Keepalived ignores lines with NUL bytes
             if collecting is None and not physical:
@@ -510,6 +592,9 @@ class Preprocessor:
         if collecting is not None:
             name, body, _where = collecting
             self.defs[name] = _Definition("\n".join(body), multiline=True)
+        if len(out) > self.max_lines:
+            self.diag.fatal(f"Configuration too large: more than {self.max_lines} lines after expansion")
+            raise _Abort
 
     # -- one line
     def _conditional(self, text: str) -> str | None:

@@ -35,7 +35,7 @@ from ipaddress import (
     IPv6Interface,
     IPv6Network,
 )
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 IPAddress = IPv4Address | IPv6Address
 IPInterface = IPv4Interface | IPv6Interface
@@ -56,9 +56,10 @@ class Family(enum.StrEnum):
         return Family.INET if address.version == 4 else Family.INET6
 
 
-@dataclass(frozen=True, slots=True)
-class Location:
-    """Where a keyword was written: the file (as named by -f or the include) and line."""
+class Location(NamedTuple):
+    """Where a keyword was written: the file (as named by -f or the include) and line.
+
+    A named tuple: immutable, hashable and cheap (one per configuration line)."""
 
     file: str
     line: int
