@@ -230,8 +230,78 @@ def main() -> None:
     finally:
         mgr.shutdown()
         report["after_shutdown"] = ipvs_table()
+    try:
+        servers.start("rs2")  # killed by the DR scenario
+        daemons(servers)
+    finally:
         servers.stop_all()
         out.write_text(json.dumps(report, indent=1))
+
+
+KEEPALIVED_CONF = """
+global_defs { router_id uml }
+virtual_server 10.0.0.30 80 {
+    delay_loop 1
+    lb_algo wrr
+    lb_kind NAT
+    persistence_timeout 30
+    protocol TCP
+    real_server 10.1.0.11 80 {
+        weight 3
+        TCP_CHECK {
+            connect_timeout 1
+        }
+    }
+    real_server 10.1.0.12 80 {
+        weight 2
+        HTTP_GET {
+            url {
+                path /
+                status_code 200
+            }
+            connect_timeout 1
+        }
+    }
+    real_server 10.1.0.13 80 {
+        weight 1
+        inhibit_on_failure
+        TCP_CHECK {
+            connect_timeout 1
+            connect_port 81
+        }
+    }
+}
+"""
+
+
+def daemons(servers: Servers) -> None:
+    """``fastka -n -l -C -f FILE`` (the daemon's checker child) and ``keepalived`` with
+    the same arguments program the same table, and both remove it on SIGTERM."""
+    conf = Path(sys.argv[1]).parent / "keepalived.conf"
+    conf.write_text(KEEPALIVED_CONF)
+    fastka = str(Path(PYTHON).parent / "fastka")
+    for name, prog in (("fastka", fastka), ("keepalived", "keepalived")):
+        run = Path(sys.argv[1]).parent / name
+        run.mkdir(exist_ok=True)
+        args = [prog, "-n", "-l", "-C", "-f", str(conf), "-p", f"{run}/p.pid", "-c", f"{run}/c.pid"]
+        with open(run / "log", "w") as log:
+            proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        t0 = time.monotonic()
+        # Wait for the checks to settle: rs3's check port (81) is closed -> weight 0.
+        want = {"10.1.0.11:80": 3, "10.1.0.12:80": 2, "10.1.0.13:80": 0}
+        while time.monotonic() - t0 < 15 and ipvs_table().get("TCP 10.0.0.30:80") != want:
+            time.sleep(0.1)
+        report[f"{name}_table"] = ipvs_table()
+        report[f"{name}_ipvsadm"] = subprocess.run(["ipvsadm", "-Ln"], capture_output=True, text=True).stdout
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        report[f"{name}_rc"] = proc.returncode
+        report[f"{name}_after_stop"] = ipvs_table()
+        report[f"{name}_log"] = (run / "log").read_text()[-3000:]
 
 
 if __name__ == "__main__":

@@ -80,3 +80,13 @@ def test_direct_routing(report: dict[str, object]) -> None:
 
 def test_shutdown_removes_everything(report: dict[str, object]) -> None:
     assert report["after_shutdown"] == {}
+
+
+def test_fastka_dash_c_programs_the_same_table_as_keepalived(report: dict[str, object]) -> None:
+    want = {"TCP 10.0.0.30:80": {"10.1.0.11:80": 3, "10.1.0.12:80": 2, "10.1.0.13:80": 0}}
+    assert report["keepalived_table"] == want, report["keepalived_log"]
+    assert report["fastka_table"] == want, report["fastka_log"]
+    assert report["fastka_ipvsadm"] == report["keepalived_ipvsadm"]
+    for name in ("fastka", "keepalived"):
+        assert report[f"{name}_after_stop"] == {}, report[f"{name}_log"]
+        assert report[f"{name}_rc"] == 0, report[f"{name}_log"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import errno
 import logging
 import random
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -48,6 +49,13 @@ class CheckerBase:
     # MISC_CHECK misc_dynamic: absolute weight; FILE_CHECK: delta added to the weight.
     weight_override: int | None = None
     weight_delta: int = 0
+    # For status reports (wall-clock times).
+    last_check: float | None = None
+    last_change: float | None = None
+    last_ok: bool | None = None
+    detail: str | None = None
+    failures: int = 0
+    target: str = ""
 
     def start(self, delay: float | None = None) -> None:
         raise NotImplementedError
@@ -60,6 +68,8 @@ class CheckerBase:
         self.is_up = old.is_up
         self.weight_override = old.weight_override
         self.weight_delta = old.weight_delta
+        self.last_check, self.last_change, self.last_ok = old.last_check, old.last_change, old.last_ok
+        self.detail, self.failures = old.detail, old.failures
 
     def set_enabled(self, enabled: bool) -> None:
         """ha_suspend: stop or resume checking without changing the state."""
@@ -157,6 +167,10 @@ class Checker(CheckerBase):
         self.running = False
         if self.stopped:
             return
+        self.last_check = time.time()
+        self.last_ok = result.ok
+        self.detail = result.reason or None
+        self.failures = 0 if result.ok else self.failures + 1
         spec = self.spec
         delay = spec.delay_loop
         step = self.step
@@ -231,6 +245,7 @@ class Checker(CheckerBase):
     def _set_up(self, up: bool) -> None:
         if self.is_up != up:
             self.is_up = up
+            self.last_change = time.time()
             self.rs.checker_changed()
 
     def take_state(self, old: CheckerBase) -> None:
@@ -332,9 +347,15 @@ class VirtualServer:
         self.sorry_active = False  # the sorry server is in IPVS with its weight
         self.sorry_in_ipvs = False
         self.started = False
+        # Called after a change worth reporting (real server up/down, weight, quorum).
+        self.on_change: Callable[[], None] | None = None
 
     def describe(self) -> str:
         return self.spec.describe()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     # -- IPVS plumbing (errors as Keepalived: EEXIST on add, ENOENT on delete ignored)
     def _ipvs(self, op: str, dest: DestSpec | None = None, svcs: Iterable[ServiceSpec] | None = None) -> bool:
@@ -460,6 +481,7 @@ class VirtualServer:
                 self._remove_rs(rs)
         self._notify_rs(rs, alive)
         self.update_quorum()
+        self._changed()
 
     def rs_weight_changed(self, rs: RealServer) -> None:
         if rs.alive and rs.in_ipvs and self._rs_in_table() and rs.ipvs_weight != rs.weight:
@@ -467,6 +489,7 @@ class VirtualServer:
             self._ipvs("set_dest", rs.dest())
             rs.ipvs_weight = rs.weight
         self.update_quorum()
+        self._changed()
 
     def _notify_rs(self, rs: RealServer, up: bool) -> None:
         script = rs.spec.notify_up if up else rs.spec.notify_down

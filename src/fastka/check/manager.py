@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 import socket
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 from fastka._linux import NETLINK_ROUTE
@@ -84,6 +85,8 @@ class CheckerManager:
         self.vss: dict[tuple[object, ...], VirtualServer] = {}
         self._nl: socket.socket | None = None
         self._suspended: dict[tuple[object, ...], bool] = {}
+        # Called when something worth reporting changed (the daemon's status_changed).
+        self.on_change: Callable[[], None] | None = None
 
     # -- construction
     def _make_notifier(self, config: CheckConfig) -> Notifier:
@@ -176,13 +179,19 @@ class CheckerManager:
         return creds
 
     def _new_vs(self, spec: VirtualServerSpec) -> VirtualServer:
-        return VirtualServer(
+        vs = VirtualServer(
             spec,
             self.sink,
             self.notifier,
             self.make_checker,
             rs_init_notifies=self.config.globals.rs_init_notifies,
         )
+        vs.on_change = self._changed
+        return vs
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     # -- life cycle
     def start(self) -> None:

@@ -194,38 +194,37 @@ class LoggingSink(MemorySink):
         super().__init__()
         self._logger = logger
 
-    def _record(self) -> None:
-        op, svc, dest, weight = self.log[-1]
-        self._logger.info(
-            "IPVS %s %s %s%s", op, svc, dest or "", f" weight {weight}" if weight is not None else ""
-        )
+    def _record(self, svc: ServiceSpec, dest: DestSpec | None = None) -> None:
+        op = self.log[-1][0]
+        where = f" -> [{dest.address}]:{dest.port} weight {dest.weight}" if dest is not None else ""
+        self._logger.info("IPVS %s %s%s", op, svc.describe(), where)
 
     def new_service(self, svc: ServiceSpec) -> None:
         try:
             super().new_service(svc)
         finally:
-            self._record()
+            self._record(svc)
 
     def del_service(self, svc: ServiceSpec) -> None:
         try:
             super().del_service(svc)
         finally:
-            self._record()
+            self._record(svc)
 
     def new_dest(self, svc: ServiceSpec, dest: DestSpec) -> None:
         try:
             super().new_dest(svc, dest)
         finally:
-            self._record()
+            self._record(svc, dest)
 
     def set_dest(self, svc: ServiceSpec, dest: DestSpec) -> None:
         try:
             super().set_dest(svc, dest)
         finally:
-            self._record()
+            self._record(svc, dest)
 
     def del_dest(self, svc: ServiceSpec, dest: DestSpec) -> None:
         try:
             super().del_dest(svc, dest)
         finally:
-            self._record()
+            self._record(svc, dest)
