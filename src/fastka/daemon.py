@@ -36,7 +36,6 @@ import contextlib
 import dataclasses
 import importlib
 import io
-import json
 import logging
 import os
 import platform
@@ -968,7 +967,7 @@ class Parent:
 
     def _http(self, method: str, path: str, respond: Callable[[int, str, bytes], None]) -> None:
         def json_response(value: Any, code: int = 200) -> None:
-            respond(code, "application/json", json.dumps(value, indent=2, default=str).encode() + b"\n")
+            respond(code, "application/json", status.to_json(value).encode())
 
         parts = [p for p in path.split("/") if p]
         if path in ("/status", "/status.json"):

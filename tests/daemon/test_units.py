@@ -382,3 +382,35 @@ def test_status_server_over_unix_socket(tmp_path: Path) -> None:
     assert results["boom"].startswith(b"HTTP/1.1 503 ")
     assert ("GET", "/status") in calls and ("GET", "/later") in calls
     assert not os.path.exists(path), "the socket file is removed on close"
+
+
+def test_metrics_fast_render_is_byte_identical_to_prometheus_client() -> None:
+    doc = _doc()
+    weird = dict(doc["vrrp"]["instances"][0], name='VI "odd"\\name\nx', interface=None)
+    doc["vrrp"]["instances"].append(weird)
+    doc["checker"] = {
+        "virtual_servers": [
+            {
+                "name": "FWM 5",
+                "quorum_up": False,
+                "alive_weight": 0,
+                "real_servers": [
+                    {
+                        "name": "[2001:db8::1]:tcp:80",
+                        "up": False,
+                        "weight": 0,
+                        "checkers": [
+                            {"type": "TCP_CHECK", "up": False, "last_check": 1.5e9},
+                            {"type": "HTTP_GET", "up": None},
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
+    fast = metrics.render(doc)
+    assert fast == metrics.render_reference(doc)
+    names = {
+        s.labels.get("instance") for f in text_string_to_metric_families(fast.decode()) for s in f.samples
+    }
+    assert 'VI "odd"\\name\nx' in names
