@@ -4,8 +4,9 @@
 * ``lan``: a rig with bridge ``lan`` and routers ``r1`` (host 11) and ``r2`` (host 12) --
   the golden captures' topology: MACs 02:99:00:00:00:1x, 10.99.0.1x/24, fd99::1x/64.
 
-Session start removes namespaces left behind by killed runs; SIGTERM/SIGHUP close every
-rig before pytest unwinds.
+Session start removes namespaces (and temp dirs) left behind by killed runs; while a rig
+exists, SIGTERM/SIGHUP close every rig before pytest unwinds. ``FASTKA_RIG_KEEP=1`` keeps
+the rig's temp dir (daemon logs, configs) for a post-mortem.
 
 pytest imports every ``conftest.py`` of this (package-less) test tree under the module
 name ``conftest``, so after this file is imported, ``from conftest import require_root``
@@ -31,24 +32,23 @@ __all__ = ["REQUIRE_ALL", "Lan", "implementations", "load", "require_root", "req
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _netns_session_guard() -> Iterator[None]:
+def _remove_stale_namespaces() -> None:
     import os
 
     if os.geteuid() == 0:
         remove_stale_namespaces()
-    restore = install_signal_guard()
-    yield
-    restore()
 
 
 @pytest.fixture
 def rig() -> Iterator[Rig]:
     require_netns()
+    restore = install_signal_guard()  # only while namespaces exist
     r = Rig()
     try:
         yield r
     finally:
         r.close()
+        restore()
 
 
 class Lan(NamedTuple):

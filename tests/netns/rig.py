@@ -998,10 +998,11 @@ class OwnershipSampler:
         return self.timeline
 
     def wait_owner(self, owners: Iterable[str], *, timeout: float = 10.0) -> float:
-        """Wait until exactly ``owners`` hold the address; return the sample time."""
+        """Wait until exactly ``owners`` hold the address -- judged from the latest sample
+        taken before the call onwards, never from older history; return the sample time."""
         want = frozenset(owners)
         deadline = time.monotonic() + timeout
-        seen = 0
+        seen = max(len(self.timeline.samples) - 1, 0)
         while time.monotonic() < deadline:
             samples = self.timeline.samples
             for s in samples[seen:]:
@@ -1228,7 +1229,10 @@ class Rig:
                 ns._close()
         for ns in self.namespaces.values():
             _delete_netns(ns.netns)
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        if os.environ.get("FASTKA_RIG_KEEP", "") in ("", "0"):
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        else:
+            print(f"rig: kept {self.tmp}", file=sys.stderr)
         _live_rigs.discard(self)
 
 
@@ -1264,12 +1268,17 @@ def rig_namespaces() -> list[str]:
 
 
 def remove_stale_namespaces() -> list[str]:
-    """Delete rig namespaces whose creating process is gone (runs that were killed)."""
+    """Delete rig namespaces (and temp dirs) whose creating process is gone (killed runs)."""
     removed = []
     for name in rig_namespaces():
         pid = int(name[len(PREFIX) :].split("-", 1)[0])
         if pid != os.getpid() and not _pid_alive(pid) and _delete_netns(name):
             removed.append(name)
+    tmp = Path(tempfile.gettempdir())
+    for d in tmp.glob(f"{PREFIX}*"):
+        m = re.match(rf"{PREFIX}(\d+)-", d.name)
+        if m and d.is_dir() and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+            shutil.rmtree(d, ignore_errors=True)
     return removed
 
 

@@ -171,6 +171,20 @@ def parse_cmsg6(ancdata: list[tuple[int, int, bytes]]) -> tuple[bytes, int, int]
 
 class _Socket:
     sock: socket.socket
+    ifname: str | None
+    ifindex: int
+    unicast: bool = False
+
+    @classmethod
+    def from_socket(
+        cls, sock: socket.socket, *, ifname: str | None = None, ifindex: int = 0, unicast: bool = False
+    ) -> Self:
+        """Wrap a ready socket as it is -- no option is set (tests, and sockets opened
+        elsewhere). It is made non-blocking."""
+        obj = cls.__new__(cls)
+        obj.sock, obj.ifname, obj.ifindex, obj.unicast = sock, ifname, ifindex, unicast
+        sock.setblocking(False)
+        return obj
 
     def fileno(self) -> int:
         return self.sock.fileno()
