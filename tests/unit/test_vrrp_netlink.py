@@ -466,3 +466,54 @@ def test_monitor_attach_to_loop(monitor: tuple[RtnlMonitor, socket.socket]) -> N
     assert [(e.kind, e.ifindex) for e in got] == [(LinkEventKind.ADDED, 3)]
     mon.detach()
     assert loop.readers == {}
+
+
+def test_monitor_decodes_what_pyroute2_encodes(monitor: tuple[RtnlMonitor, socket.socket]) -> None:
+    """Attributes the decoder skips (nested link info, MTU, cache info) do not confuse it;
+    IFA_FLAGS (32 bits) wins over the 8-bit header flags, as in the kernel."""
+    mon, kernel = monitor
+    m = ifinfmsg()
+    m["header"]["type"] = 16
+    m["index"], m["flags"] = 9, 0x41
+    m["attrs"] = [
+        ("IFLA_MTU", 1500),
+        ("IFLA_IFNAME", "vrrp.51"),
+        ("IFLA_LINKINFO", {"attrs": [("IFLA_INFO_KIND", "macvlan")]}),
+        ("IFLA_ADDRESS", "00:00:5e:00:01:33"),
+    ]
+    m.encode()
+    a = ifaddrmsg()
+    a["header"]["type"] = 20
+    a["family"], a["prefixlen"], a["index"], a["flags"] = socket.AF_INET6, 128, 9, 0x80
+    a["attrs"] = [
+        ("IFA_ADDRESS", "fd99::101"),
+        ("IFA_CACHEINFO", {"ifa_preferred": 0, "ifa_valid": 1, "cstamp": 0, "tstamp": 0}),
+        ("IFA_FLAGS", 0x282),
+        ("IFA_LABEL", "vrrp.51"),
+    ]
+    a.encode()
+    kernel.send(bytes(m.data) + bytes(a.data))
+    link, addr = mon.read()
+    assert isinstance(link, LinkEvent) and (link.ifname, link.mac, link.up) == (
+        "vrrp.51",
+        "00:00:5e:00:01:33",
+        True,
+    )
+    assert isinstance(addr, AddressEvent)
+    assert (addr.address, addr.flags, addr.label) == (ip_interface("fd99::101/128"), 0x282, "vrrp.51")
+
+
+def test_monitor_survives_garbage(monitor: tuple[RtnlMonitor, socket.socket]) -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    mon, _kernel = monitor
+    valid = nl_link(16, 5, "eth5", UP)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.binary(max_size=200), st.integers(0, len(valid)))
+    def check(junk: bytes, cut: int) -> None:
+        mon.feed(junk)  # never raises
+        mon.feed(valid[:cut] + junk)
+
+    check()

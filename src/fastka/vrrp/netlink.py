@@ -20,13 +20,18 @@ Keepalived 2.2.7 does (checked against it in a namespace):
 bound to the link and IPv4/IPv6 address groups whose fd the event loop watches. It keeps
 the current link table and address set (seeded by dumps when it opens), and turns kernel
 notifications into a few typed events (:class:`LinkEvent`, :class:`AddressEvent`,
-:class:`Overrun`), decoded with pyroute2's ``MarshalRtnl``. No asyncio loop runs inside ours.
+:class:`Overrun`). No asyncio loop runs inside ours. The monitor decodes the two message
+types it subscribes to itself (``ifinfomsg``/``ifaddrmsg`` headers plus four attributes):
+pyroute2's ``MarshalRtnl`` took about 750 µs per address message here, the hand decoder
+about 10 µs, and every VIP fastka adds or removes comes back through this path. The unit
+tests feed it messages encoded by pyroute2's classes, as an independent encoder.
 """
 
 from __future__ import annotations
 
 import enum
 import errno as _errno
+import functools
 import logging
 import os
 import select
@@ -856,9 +861,46 @@ RTMGRP_IPV4_IFADDR = 0x10
 RTMGRP_IPV6_IFADDR = 0x100
 _RTM_NEWLINK, _RTM_DELLINK, _RTM_GETLINK = 16, 17, 18
 _RTM_NEWADDR, _RTM_DELADDR, _RTM_GETADDR = 20, 21, 22
-_NLMSG_HDR = struct.Struct("=IHHII")
+_NLMSG_HDR = struct.Struct("=IHHII")  # nlmsghdr: len, type, flags, seq, pid
+_IFINFOMSG = struct.Struct("=BxHiII")  # family, type, index, flags, change
+_IFADDRMSG = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
+_RTATTR = struct.Struct("=HH")
+_U32 = struct.Struct("=I")
+_I32 = struct.Struct("=i")
 _NLM_F_REQUEST_DUMP = 0x1 | 0x300
+_NLMSG_ERROR, _NLMSG_DONE = 2, 3
 _AF_BRIDGE = 7
+_IFLA_ADDRESS, _IFLA_IFNAME = 1, 3
+_IFA_ADDRESS, _IFA_LOCAL, _IFA_LABEL, _IFA_FLAGS = 1, 2, 3, 8
+
+
+@functools.lru_cache(maxsize=4096)
+def _interface(raw: bytes, prefixlen: int) -> IPInterfaceT:
+    # the same VIPs come and go: building ipaddress objects is most of the decoding cost
+    return IPv4Interface((raw, prefixlen)) if len(raw) == 4 else IPv6Interface((raw, prefixlen))
+
+
+def _messages(data: bytes) -> Iterator[tuple[int, int, int, int]]:
+    """``(type, seq, payload offset, end)`` of each netlink message in a buffer."""
+    off, size = 0, len(data)
+    while off + 16 <= size:
+        length, mtype, _flags, seq, _pid = _NLMSG_HDR.unpack_from(data, off)
+        if length < 16 or off + length > size:
+            return  # truncated or garbage: nothing after it can be trusted
+        yield mtype, seq, off + 16, off + length
+        off += (length + 3) & ~3
+
+
+def _rtattrs(data: bytes, off: int, end: int) -> dict[int, bytes]:
+    """The route attributes between ``off`` and ``end`` (type without the nested/byte-order bits)."""
+    out: dict[int, bytes] = {}
+    while off + 4 <= end:
+        length, atype = _RTATTR.unpack_from(data, off)
+        if length < 4 or off + length > end:
+            break
+        out[atype & 0x3FFF] = data[off + 4 : off + length]
+        off += (length + 3) & ~3
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -890,9 +932,6 @@ class RtnlMonitor:
     def __init__(
         self, *, sock: socket.socket | None = None, rcvbuf: int | None = None, seed: bool = True
     ) -> None:
-        from pyroute2.netlink.rtnl.marshal import MarshalRtnl
-
-        self._marshal = MarshalRtnl()
         if sock is None:
             sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
             try:
@@ -972,24 +1011,43 @@ class RtnlMonitor:
     def feed(self, data: bytes) -> list[RtnlEvent]:
         """Decode one buffer of netlink messages into events, updating the state."""
         events: list[RtnlEvent] = []
-        for msg in self._marshal.parse(data):
-            self._apply(msg, events)
+        for mtype, _seq, off, end in _messages(data):
+            self._apply(mtype, data, off, end, events)
         return events
 
-    def _apply(self, msg: Any, events: list[RtnlEvent] | None) -> None:
-        mtype = msg["header"]["type"]
-        if mtype in (_RTM_NEWLINK, _RTM_DELLINK):
-            if msg["family"] == _AF_BRIDGE:
+    def _apply(self, mtype: int, data: bytes, off: int, end: int, events: list[RtnlEvent] | None) -> None:
+        if mtype in (_RTM_NEWLINK, _RTM_DELLINK) and end - off >= _IFINFOMSG.size:
+            family, _type, index, flags, _change = _IFINFOMSG.unpack_from(data, off)
+            if family == _AF_BRIDGE:  # bridge-port notifications repeat the port's link
                 return
-            self._link(msg, mtype == _RTM_DELLINK, events)
-        elif mtype in (_RTM_NEWADDR, _RTM_DELADDR):
-            self._addr(msg, mtype == _RTM_DELADDR, events)
+            attrs = _rtattrs(data, off + _IFINFOMSG.size, end)
+            name = (
+                attrs[_IFLA_IFNAME].rstrip(b"\0").decode(errors="replace") if _IFLA_IFNAME in attrs else None
+            )
+            mac = ":".join(f"{b:02x}" for b in attrs[_IFLA_ADDRESS]) if _IFLA_ADDRESS in attrs else None
+            self._link(index, name, flags, mac, mtype == _RTM_DELLINK, events)
+        elif mtype in (_RTM_NEWADDR, _RTM_DELADDR) and end - off >= _IFADDRMSG.size:
+            family, prefixlen, flags, _scope, index = _IFADDRMSG.unpack_from(data, off)
+            if family not in (socket.AF_INET, socket.AF_INET6):
+                return
+            attrs = _rtattrs(data, off + _IFADDRMSG.size, end)
+            raw = attrs.get(_IFA_LOCAL) or attrs.get(_IFA_ADDRESS)
+            if raw is None or len(raw) != (4 if family == socket.AF_INET else 16):
+                return
+            if _IFA_FLAGS in attrs and len(attrs[_IFA_FLAGS]) >= 4:
+                flags = _U32.unpack_from(attrs[_IFA_FLAGS])[0]
+            label = attrs[_IFA_LABEL].rstrip(b"\0").decode(errors="replace") if _IFA_LABEL in attrs else None
+            self._addr(index, _interface(raw, prefixlen), label, flags, mtype == _RTM_DELADDR, events)
 
-    def _link(self, msg: Any, deleted: bool, events: list[RtnlEvent] | None) -> None:
-        index = int(msg["index"])
-        name = msg.get_attr("IFLA_IFNAME")
-        flags = int(msg["flags"])
-        mac = msg.get_attr("IFLA_ADDRESS")
+    def _link(
+        self,
+        index: int,
+        name: str | None,
+        flags: int,
+        mac: str | None,
+        deleted: bool,
+        events: list[RtnlEvent] | None,
+    ) -> None:
         old = self.links.get(index)
         if deleted:
             if old is None:
@@ -1016,11 +1074,16 @@ class RtnlMonitor:
             kind = LinkEventKind.UP if new.up else LinkEventKind.DOWN
             events.append(LinkEvent(kind, index, new.ifname, flags, new.mac))
 
-    def _addr(self, msg: Any, deleted: bool, events: list[RtnlEvent] | None) -> None:
-        info = _address_info(msg)
-        if info is None:
-            return
-        key = (info.ifindex, info.address)
+    def _addr(
+        self,
+        index: int,
+        address: IPInterfaceT,
+        label: str | None,
+        flags: int,
+        deleted: bool,
+        events: list[RtnlEvent] | None,
+    ) -> None:
+        key = (index, address)
         if deleted:
             if key not in self.addresses:
                 return
@@ -1032,7 +1095,7 @@ class RtnlMonitor:
             self.addresses.add(key)
             kind = AddressEventKind.ADDED
         if events is not None:
-            events.append(AddressEvent(kind, info.ifindex, info.address, info.label, info.flags))
+            events.append(AddressEvent(kind, index, address, label, flags))
 
     # -- seeding and resync --------------------------------------------------------------------
 
@@ -1055,14 +1118,15 @@ class RtnlMonitor:
                     continue  # notifications lost while dumping: the dump itself is current
                 raise
             done = False
-            for msg in self._marshal.parse(data):
-                hdr = msg["header"]
-                if hdr["sequence_number"] == seq and hdr["type"] == 3:  # NLMSG_DONE
+            for mtype, mseq, off, end in _messages(data):
+                if mseq == seq and mtype == _NLMSG_DONE:
                     done = True
-                    continue
-                if hdr["sequence_number"] == seq and hdr.get("error") is not None:
-                    raise NetlinkOpError(_errno_of(hdr["error"]), "netlink monitor dump")
-                self._apply(msg, None)
+                elif mseq == seq and mtype == _NLMSG_ERROR:
+                    err = -_I32.unpack_from(data, off)[0]
+                    if err:
+                        raise NetlinkOpError(err, "netlink monitor dump")
+                else:
+                    self._apply(mtype, data, off, end, None)
             if done:
                 return
 
