@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -108,7 +109,7 @@ def ipvs_dests() -> int:
 
 
 def measure(
-    impl: str, kind: str, n: int, delay: float, warmup: float, window: float, work: Path
+    impl: str, kind: str, n: int, delay: float, warmup: float, window: float, work: Path, strace: bool = False
 ) -> dict[str, object]:
     count_file = work / f"count-{impl}-{kind}"
     server = subprocess.Popen(
@@ -143,6 +144,7 @@ def measure(
         pids = family(proc.pid)
         c1, s1, t1 = cpu_of(pids), served(count_file), time.monotonic()
         dests = ipvs_dests()
+        syscalls = count_syscalls(pids[-1], count_file, work / f"strace-{impl}-{kind}") if strace else None
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -163,7 +165,30 @@ def measure(
         "cpu_s": round(cpu, 3),
         "cpu_us_per_check": round(cpu / checks * 1e6, 1) if checks else None,
         "dests_in_ipvs": dests,
+        "syscalls_per_check": syscalls,
     }
+
+
+def count_syscalls(pid: int, count_file: Path, out: Path, seconds: float = 3.0) -> dict[str, float] | None:
+    """System calls per check of the checker process, by ``strace -c`` (a count that
+    does not depend on how busy the machine is, unlike CPU time)."""
+    if not shutil.which("strace"):
+        return None
+    s0 = served(count_file)
+    st = subprocess.Popen(["strace", "-c", "-f", "-p", str(pid), "-o", str(out)], stderr=subprocess.DEVNULL)
+    time.sleep(seconds)
+    st.terminate()
+    st.wait()
+    checks = served(count_file) - s0
+    if checks <= 0 or not out.exists():
+        return None
+    calls: dict[str, float] = {}
+    for line in out.read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 5 and parts[0][0].isdigit() and parts[-1] != "total":
+            calls[parts[-1]] = round(int(parts[3]) / checks, 2)
+    calls["total"] = round(sum(calls.values()), 2)
+    return calls
 
 
 def main() -> None:
@@ -186,7 +211,7 @@ def main() -> None:
     for kind in ("tcp", "http"):
         for r in range(rounds):
             for impl in ("fastka", "keepalived"):
-                row = measure(impl, kind, n, delay, 1.0 + delay + 2.0, window, work)
+                row = measure(impl, kind, n, delay, 1.0 + delay + 2.0, window, work, strace=r == 0)
                 row["round"] = r
                 results.append(row)
                 out.write_text(json.dumps(results, indent=1))

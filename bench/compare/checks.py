@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1000, help="real servers (one checker each)")
     ap.add_argument("--delay-loop", type=float, default=1.0)
-    ap.add_argument("--window", type=float, default=10.0, help="measurement window, seconds")
-    ap.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best is kept")
+    ap.add_argument("--window", type=float, default=6.0, help="measurement window, seconds")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds; the best is kept")
     ap.add_argument("--json", help="write the raw results here")
     args = ap.parse_args()
     script = uml_rig.TOPOLOGY.format(n_rs=1) + (
@@ -56,7 +57,13 @@ def main() -> int:
     print(
         f"CPU per check at {rate:.0f} checks/s ({args.n} real servers, delay_loop {args.delay_loop} s), in UML"
     )
-    print(f"{'checker':10} {'impl':11} {'checks/s':>9} {'CPU s':>7} {'µs/check':>9} {'vs keepalived':>14}")
+    print(
+        f"host load average at the end: {os.getloadavg()[0]:.2f} (UML's CPU accounting suffers from host load)"
+    )
+    print(
+        f"{'checker':10} {'impl':11} {'checks/s':>9} {'CPU s':>7} {'µs/check':>9} {'vs keepalived':>14}"
+        f" {'syscalls/check':>15}"
+    )
     by: dict[tuple[str, str], dict[str, object]] = {}
     for r in rows:
         key = (r["kind"], r["impl"])
@@ -73,7 +80,18 @@ def main() -> int:
             us: Any = r["cpu_us_per_check"]
             ratio = f"{us / ka:.2f}x" if us and ka else "-"
             name = "TCP_CHECK" if kind == "tcp" else "HTTP_GET"
-            print(f"{name:10} {impl:11} {r['checks_per_s']:>9} {r['cpu_s']:>7} {us!s:>9} {ratio:>14}")
+            sc = next(
+                (
+                    x["syscalls_per_check"]
+                    for x in rows
+                    if x["kind"] == kind and x["impl"] == impl and x.get("syscalls_per_check")
+                ),
+                None,
+            )
+            total = sc["total"] if sc else "-"
+            print(
+                f"{name:10} {impl:11} {r['checks_per_s']:>9} {r['cpu_s']:>7} {us!s:>9} {ratio:>14} {total!s:>15}"
+            )
     return 0
 
 

@@ -88,7 +88,7 @@ class ScriptedProbe:
         self.starts: list[tuple[float, int]] = []
         self._timer: FakeTimer | None = None
 
-    def start(self, step: int, done: Done) -> None:
+    def start(self, step: int, done: Done, now: float | None = None) -> None:
         self.starts.append((self.loop.now, step))
 
         def answer() -> None:

@@ -37,6 +37,8 @@ log = get_logger("check")
 
 # Keepalived's BOOTSTRAP_DELAY: every checker waits at least this long at start.
 BOOTSTRAP_DELAY = 1.0
+# Wall clock = loop (monotonic) time + this, for status reports without a clock read.
+WALL_OFFSET = time.time() - time.monotonic()
 IPVS_WEIGHT_MAX = 2**31 - 1
 
 
@@ -119,6 +121,7 @@ class Checker(CheckerBase):
         self.pass_ok = True  # every step of the current pass succeeded
         self.running = False
         self.timer: Any = None
+        self.due = 0.0  # loop time the current/next attempt is scheduled for
         self.stopped = False
         self.weight_override = None
         self.weight_delta = 0
@@ -144,20 +147,21 @@ class Checker(CheckerBase):
     def next_run(self) -> float | None:
         return self.timer.when if self.timer is not None and self.timer.active else None
 
-    def _schedule(self, delay: float) -> None:
+    def _schedule(self, delay: float, now: float | None = None) -> None:
         if self.timer is not None:
             self.timer.cancel()
-        self.timer = self.loop.call_later(delay, self._run)
+        self.due = (self.loop.time() if now is None else now) + delay
+        self.timer = self.loop.call_at(self.due, self._run)
 
     def _run(self) -> None:
         self.timer = None
         if self.stopped:
             return
         if not self.enabled:
-            self._schedule(self.spec.delay_loop)
+            self._schedule(self.spec.delay_loop, self.due)
             return
         self.running = True
-        self.probe.start(self.step, self._on_result)
+        self.probe.start(self.step, self._on_result, self.due)
 
     def set_enabled(self, enabled: bool) -> None:
         self.enabled = enabled
@@ -167,7 +171,7 @@ class Checker(CheckerBase):
         self.running = False
         if self.stopped:
             return
-        self.last_check = time.time()
+        self.last_check = self.due + WALL_OFFSET  # when the attempt started
         self.last_ok = result.ok
         self.detail = result.reason or None
         self.failures = 0 if result.ok else self.failures + 1
@@ -236,6 +240,7 @@ class Checker(CheckerBase):
                     delay = max(spec.delay_before_retry, spec.delay_loop)
         self.has_run = True
         if not self.stopped:
+            # Keepalived's fixed delay: the next attempt is ``delay`` after this one ended.
             self._schedule(delay)
 
     def _fast(self) -> bool:
@@ -245,7 +250,7 @@ class Checker(CheckerBase):
     def _set_up(self, up: bool) -> None:
         if self.is_up != up:
             self.is_up = up
-            self.last_change = time.time()
+            self.last_change = self.due + WALL_OFFSET
             self.rs.checker_changed()
 
     def take_state(self, old: CheckerBase) -> None:

@@ -34,7 +34,7 @@ class MiscProbe:
         self._done: Done | None = None
         self._timer: Any = None
 
-    def start(self, step: int, done: Done) -> None:
+    def start(self, step: int, done: Done, now: float | None = None) -> None:
         self._done = done
         try:
             self.pid = self.loop.spawn(

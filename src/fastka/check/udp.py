@@ -34,7 +34,7 @@ class DatagramProbe:
         self._done: Done | None = None
         self._timer: Any = None
 
-    def start(self, step: int, done: Done) -> None:
+    def start(self, step: int, done: Done, now: float | None = None) -> None:
         self._done = done
         try:
             sock = self.open()
@@ -44,7 +44,8 @@ class DatagramProbe:
         except OSError as exc:
             self.finish(False, f"send: {exc.strerror or exc}")
             return
-        self._timer = self.loop.call_later(self.timeout, self.on_timeout)
+        t0 = self.loop.time() if now is None else now
+        self._timer = self.loop.call_at(t0 + self.timeout, self.on_timeout)
         self.loop.add_reader(sock.fileno(), self._on_readable)
 
     def open(self) -> socket.socket:
