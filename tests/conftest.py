@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
+import sys
 from types import ModuleType
 
 import pytest
@@ -55,3 +56,14 @@ def require_tool(name: str) -> str:
         _missing(f"needs the tool {name!r} (installed by scripts/run.sh)")
         raise AssertionError("unreachable")
     return path
+
+
+_THIS = sys.modules[__name__]
+
+
+def pytest_plugin_registered(plugin: object) -> None:
+    """pytest imports every package-less ``conftest.py`` under the module name ``conftest``;
+    point that name back at this file after each one, so ``from conftest import
+    require_root`` (or ``implementations``) means this file in every test module."""
+    if isinstance(plugin, ModuleType) and plugin.__name__ == "conftest" and plugin is not _THIS:
+        sys.modules["conftest"] = _THIS

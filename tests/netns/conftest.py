@@ -8,27 +8,28 @@ Session start removes namespaces (and temp dirs) left behind by killed runs; whi
 exists, SIGTERM/SIGHUP close every rig before pytest unwinds. ``FASTKA_RIG_KEEP=1`` keeps
 the rig's temp dir (daemon logs, configs) for a post-mortem.
 
-pytest imports every ``conftest.py`` of this (package-less) test tree under the module
-name ``conftest``, so after this file is imported, ``from conftest import require_root``
-anywhere resolves *here*: the root conftest's helpers are re-exported for that reason.
+Helpers live in ``rig.py`` (``from rig import Lan, Rig, golden ...``); the root
+``tests/conftest.py`` keeps the module name ``conftest`` pointing at itself, so
+``from conftest import require_root`` means the root's helpers everywhere. The same helpers
+are re-exported here too, for runs that collect this directory alone.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import NamedTuple
 
 import pytest
-from rig import Bridge, Netns, Rig, _root, install_signal_guard, remove_stale_namespaces, require_netns
+from rig import Lan, Rig, _root, install_signal_guard, remove_stale_namespaces, require_netns
 
 # re-exported: see the module docstring
+_missing = _root._missing
 REQUIRE_ALL = _root.REQUIRE_ALL
 implementations = _root.implementations
 load = _root.load
 require_root = _root.require_root
 require_tool = _root.require_tool
 
-__all__ = ["REQUIRE_ALL", "Lan", "implementations", "load", "require_root", "require_tool"]
+__all__ = ["REQUIRE_ALL", "_missing", "implementations", "load", "require_root", "require_tool"]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -49,13 +50,6 @@ def rig() -> Iterator[Rig]:
     finally:
         r.close()
         restore()
-
-
-class Lan(NamedTuple):
-    rig: Rig
-    lan: Bridge
-    r1: Netns
-    r2: Netns
 
 
 @pytest.fixture

@@ -65,7 +65,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType, TracebackType
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 T = TypeVar("T")
 
@@ -1021,6 +1021,15 @@ class OwnershipSampler:
         self.stop()
 
 
+class Lan(NamedTuple):
+    """The golden topology (the ``lan`` fixture): bridge ``lan``, routers r1 (host 11), r2 (host 12)."""
+
+    rig: Rig
+    lan: Bridge
+    r1: Netns
+    r2: Netns
+
+
 # --------------------------------------------------------------------------- golden captures
 
 
@@ -1320,6 +1329,7 @@ __all__ = [
     "Capture",
     "Frame",
     "InNetns",
+    "Lan",
     "Link",
     "NetlinkDumper",
     "Netns",

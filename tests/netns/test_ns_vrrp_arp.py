@@ -8,9 +8,8 @@ import time
 from ipaddress import ip_address
 
 import pytest
-from rig import golden
+from rig import Lan, golden
 
-from conftest import Lan
 from fastka.loop import Loop
 from fastka.vrrp.arp import GarpSender
 

@@ -11,9 +11,8 @@ from ipaddress import IPv4Address, IPv6Address, ip_address, ip_interface, ip_net
 from typing import Any
 
 import pytest
-from rig import Netns
+from rig import Lan, Netns
 
-from conftest import Lan
 from fastka.config.model import Family, IpAddress, Nexthop, Route, Rule, Vmac
 from fastka.errors import NetlinkOpError
 from fastka.vrrp.netlink import (

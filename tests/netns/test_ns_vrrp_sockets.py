@@ -8,9 +8,8 @@ import socket
 import time
 
 import pytest
-from rig import Netns, Rig, golden
+from rig import Lan, Netns, Rig, golden
 
-from conftest import Lan
 from fastka.vrrp.sockets import (
     IPPROTO_AH,
     Received,

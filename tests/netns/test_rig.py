@@ -11,9 +11,17 @@ import subprocess
 import time
 
 import pytest
-from rig import PREFIX, Frame, Rig, Sample, Timeline, remove_stale_namespaces, require_tool, rig_namespaces
-
-from conftest import Lan
+from rig import (
+    PREFIX,
+    Frame,
+    Lan,
+    Rig,
+    Sample,
+    Timeline,
+    remove_stale_namespaces,
+    require_tool,
+    rig_namespaces,
+)
 
 pytestmark = [pytest.mark.root, pytest.mark.netns]
 
