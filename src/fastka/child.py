@@ -161,6 +161,10 @@ class ConfigFacts:
     status_socket: str | None = None
     status_http: str | None = None
     status_file: str | None = None
+    umask: int | None = None
+    net_namespace: str | None = None
+    instance: str | None = None
+    use_pid_dir: bool = False
 
 
 def facts_of(config: Any) -> ConfigFacts:
@@ -183,6 +187,10 @@ def facts_of(config: Any) -> ConfigFacts:
         status_socket=opt("fastka_status_socket"),
         status_http=opt("fastka_status_http"),
         status_file=opt("fastka_status_file"),
+        umask=opt("umask"),
+        net_namespace=opt("net_namespace"),
+        instance=opt("instance"),
+        use_pid_dir=bool(opt("use_pid_dir")),
     )
 
 

@@ -184,20 +184,40 @@ def describe_exit(code: int) -> str:
     return f"exited with status {code}"
 
 
-def pid_paths(opts: Options, *, instance: str | None = None) -> dict[str, str]:
-    """Pid files of the parent and each child (``-p``/``-r``/``-c`` or Keepalived's defaults)."""
+def pid_paths(opts: Options, facts: ConfigFacts | None = None) -> dict[str, str]:
+    """Pid files of the parent and each child: ``-p``/``-r``/``-c``, else Keepalived's
+    defaults (``/run/keepalived.pid``, ``/run/vrrp.pid``, ``/run/checkers.pid``; in
+    ``/run/keepalived/`` with ``use_pid_dir``, ``keepalived_NAME.pid`` ... with
+    ``instance NAME``)."""
     paths = {"parent": opts.pid_file, "vrrp": opts.vrrp_pid_file, "checker": opts.checkers_pid_file}
-    if instance:
+    if facts is not None and (facts.instance or facts.use_pid_dir):
+        suffix = f"_{facts.instance}" if facts.instance else ""
         defaults = {
-            "parent": f"/run/keepalived/keepalived_{instance}.pid",
-            "vrrp": f"/run/keepalived/vrrp_{instance}.pid",
-            "checker": f"/run/keepalived/checkers_{instance}.pid",
+            "parent": f"/run/keepalived/keepalived{suffix}.pid",
+            "vrrp": f"/run/keepalived/vrrp{suffix}.pid",
+            "checker": f"/run/keepalived/checkers{suffix}.pid",
         }
         given = {"parent": "pid_file", "vrrp": "vrrp_pid_file", "checker": "checkers_pid_file"}
         for role, path in defaults.items():
             if given[role] not in opts.given:
                 paths[role] = path
     return {role: os.path.abspath(path) for role, path in paths.items()}
+
+
+def enter_netns(name: str) -> None:
+    """Move this process into network namespace ``name`` (``ip netns`` naming), as
+    Keepalived's ``-s``/``net_namespace`` does; the children inherit it."""
+    import ctypes
+
+    path = name if name.startswith("/") else f"/run/netns/{name}"
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), path)
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -296,9 +316,20 @@ class Parent:
         facts = loaded.facts
         if facts.router_id:
             self.board.daemon["router_id"] = facts.router_id
-        self.paths = pid_paths(
-            opts, instance=getattr(getattr(loaded.config, "global_defs", None), "instance", None)
-        )
+        namespace = opts.namespace or facts.net_namespace
+        if namespace:
+            try:
+                enter_netns(namespace)
+            except OSError as exc:
+                log.error("Cannot enter network namespace %s: %s", namespace, exc)
+                return ExitCode.FATAL
+            self.board.daemon["net_namespace"] = namespace
+            if not opts.namespace:  # the syslog ident says which namespace (Keepalived_vrrp_NAME)
+                opts.namespace = namespace
+                fastka_log.setup_for(opts, "parent")
+        if opts.umask is None and facts.umask is not None:
+            os.umask(facts.umask)
+        self.paths = pid_paths(opts, facts)
         self._wanted = self._wanted_roles(facts)
         for role in ("parent", *sorted(self._wanted)):
             pid = holder(self.paths[role])

@@ -13,6 +13,7 @@ import psutil
 import pytest
 from fkproc import Fastka, alive, wait_for
 
+from conftest import require_root, require_tool
 from fastka.pidfile import read_pid
 
 Make = Callable[..., Fastka]
@@ -244,3 +245,18 @@ def test_held_up_parent_blames_no_child(fastka: Make) -> None:
     assert (fk.child_pid("vrrp"), fk.child_pid("checker")) == pids
     assert all(h["restarts"] == 0 for h in doc["children"].values())
     assert "not responding" not in fk.log()
+
+
+def test_namespace_option(fastka: Make) -> None:
+    require_root()
+    ip = require_tool("ip")
+    name = f"fk-daemon-{os.getpid()}"
+    subprocess.run([ip, "netns", "add", name], check=True)
+    try:
+        fk = fastka(args=["-s", name]).start()
+        want = os.stat(f"/run/netns/{name}").st_ino
+        for pid in (fk.pid, fk.child_pid("vrrp"), fk.child_pid("checker")):
+            assert os.stat(f"/proc/{pid}/ns/net").st_ino == want
+        assert fk.status()["daemon"]["net_namespace"] == name
+    finally:
+        subprocess.run([ip, "netns", "del", name], check=False)
