@@ -223,6 +223,9 @@ def test_vmac_lifecycle(lan: Lan) -> None:
 
     assert [conf("vrrp.51", k) for k in ("arp_ignore", "accept_local", "rp_filter")] == ["1", "1", "0"]
     assert [conf("eth0", k) for k in ("arp_ignore", "arp_filter")] == ["1", "1"]
+    # as Keepalived 2.2.7: an IPv4 VMAC has no IPv6 (no link-local, no MLD from the virtual MAC)
+    assert [r1.sysctl(f"net/ipv6/conf/vrrp.51/{k}") for k in ("addr_gen_mode", "disable_ipv6")] == ["1", "1"]
+    assert r1.addresses("vrrp.51") == []
     # all.rp_filter lowered so the VMAC's 0 counts; eth0 keeps its effective (old all) value
     assert conf("all", "rp_filter") == "0" and conf("eth0", "rp_filter") == "2"
 
@@ -245,14 +248,51 @@ def test_vmac_lifecycle(lan: Lan) -> None:
     assert [conf("eth0", k) for k in ("arp_ignore", "arp_filter")] == ["0", "0"]
 
 
-def test_ipv6_vmac_gets_link_local_from_the_virtual_mac(lan: Lan) -> None:
+def test_ipv6_vmac_link_local(lan: Lan) -> None:
     nl = netlink(lan.r1)
     info = nl.add_vmac(
         Vmac(ifname="vrrp.57", mac=vmac_mac(57, socket.AF_INET6)), "eth0", family=socket.AF_INET6
     )
-    assert info.mac == "00:00:5e:00:02:39"
-    lan.r1.wait_link("vrrp.57")
+    assert info.mac == "00:00:5e:00:02:39" and info.up
+    # no kernel-generated EUI-64 (it would collide in DAD with the other routers' VMACs):
+    # exactly the one link-local given, without DAD
+    (ll,) = lan.r1.addresses("vrrp.57")
+    assert ll.address == ip_interface("fe80::200:5eff:fe00:239/64") and ll.flags & 0x02  # IFA_F_NODAD
     assert nl.ipv6_link_local(info.ifindex) == IPv6Address("fe80::200:5eff:fe00:239")
+    # Keepalived 2.2.7's choice, the parent's link-local, can be asked for
+    parent_ll = lan.r2.link_local("eth0")
+    nl2 = netlink(lan.r2)
+    info2 = nl2.add_vmac(
+        Vmac(ifname="vrrp.57", mac=vmac_mac(57, socket.AF_INET6)),
+        "eth0",
+        family=socket.AF_INET6,
+        link_local=parent_ll,
+    )
+    assert nl2.ipv6_link_local(info2.ifindex) == parent_ll
+
+
+def test_adverts_from_a_vmac_carry_the_virtual_mac(lan: Lan) -> None:
+    """Both routers have the VMAC (as Keepalived sets them up); the master sends on it and
+    the backup hears the advert on its own VMAC with the same MAC."""
+    from fastka.vrrp.sockets import RecvSocket4, SendSocket4, build_ipv4_header
+
+    vm = Vmac(ifname="vrrp.51", mac=vmac_mac(51))
+    for ns in (lan.r1, lan.r2):
+        netlink(ns).add_vmac(vm, "eth0")
+    cap = lan.rig.capture(lan.lan)
+    tx = lan.rig.own(lan.r1.call(SendSocket4, "vrrp.51"))
+    rx = lan.rig.own(lan.r2.call(RecvSocket4, "vrrp.51"))
+    vrrp = bytes.fromhex("2133960100013e030a6300640000000000000000")
+    src, grp = socket.inet_aton("10.99.0.11"), socket.inet_aton("224.0.0.18")
+    tx.send(build_ipv4_header(src, grp, len(vrrp), ident=1) + vrrp, "224.0.0.18", multicast=True)
+    (frame,) = cap.wait(lambda f: f.is_vrrp)
+    assert frame.src_mac == "00:00:5e:00:01:33"
+    deadline = time.monotonic() + 2
+    got = None
+    while got is None and time.monotonic() < deadline:
+        got = rx.recv()
+        time.sleep(0.005)
+    assert got is not None and got.data[20:] == vrrp and got.ifindex == lan.r2.ifindex("vrrp.51")
 
 
 # --------------------------------------------------------------------------- Keepalived's state

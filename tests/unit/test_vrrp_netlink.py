@@ -26,6 +26,7 @@ from fastka.vrrp.netlink import (
     Netlink,
     RtnlMonitor,
     Sysctl,
+    eui64_link_local,
     vmac_mac,
     vmac_name,
 )
@@ -323,6 +324,7 @@ def test_vmac_creation_sysctls_and_restore(ipr: FakeIPRoute, tmp_path: Path) -> 
         for k in ("rp_filter", "arp_ignore", "arp_filter", "accept_local")
     }
     conf["net/ipv4/conf/all/rp_filter"] = "1"
+    conf |= {f"net/ipv6/conf/vrrp.51/{k}": "0" for k in ("addr_gen_mode", "disable_ipv6")}
     make_proc(tmp_path, conf)
     nl = Netlink(ipr, sysctl=Sysctl(tmp_path))
     info = nl.add_vmac(Vmac(ifname=vmac_name(51), mac=vmac_mac(51)), "eth0")
@@ -342,6 +344,7 @@ def test_vmac_creation_sysctls_and_restore(ipr: FakeIPRoute, tmp_path: Path) -> 
         "0",
     ]
     assert [s.conf(socket.AF_INET, "eth0", k) for k in ("arp_ignore", "arp_filter")] == ["1", "1"]
+    assert [s.conf(socket.AF_INET6, "vrrp.51", k) for k in ("addr_gen_mode", "disable_ipv6")] == ["1", "1"]
     # all.rp_filter 1 -> 0, and the others raised to 1 so nothing else changes behaviour
     assert [s.conf(socket.AF_INET, d, "rp_filter") for d in ("all", "lo", "eth0")] == ["0", "1", "1"]
     # adopting the same VMAC again creates nothing new
@@ -365,6 +368,8 @@ def test_vmac_creation_sysctls_and_restore(ipr: FakeIPRoute, tmp_path: Path) -> 
 
 def test_vmac_names_and_macs() -> None:
     assert vmac_mac(1) == "00:00:5e:00:01:01" and vmac_mac(255, socket.AF_INET6) == "00:00:5e:00:02:ff"
+    assert str(eui64_link_local("00:00:5e:00:02:39")) == "fe80::200:5eff:fe00:239"
+    assert str(eui64_link_local("02:99:00:00:00:11")) == "fe80::99:ff:fe00:11"  # the golden r1
     assert vmac_name(7) == "vrrp.7" and vmac_name(7, "vr") == "vr.7"
 
 

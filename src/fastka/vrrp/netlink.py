@@ -67,6 +67,7 @@ __all__ = [
     "RtnlEvent",
     "RtnlMonitor",
     "Sysctl",
+    "eui64_link_local",
     "vmac_mac",
     "vmac_name",
 ]
@@ -228,6 +229,13 @@ def _metrics(options: Mapping[str, str]) -> dict[str, int | str]:
 def vmac_mac(vrid: int, family: int = socket.AF_INET) -> str:
     """The VRRP virtual MAC (RFC 5798 §7.3): 00:00:5e:00:01:VRID, IPv6 00:00:5e:00:02:VRID."""
     return f"00:00:5e:00:{1 if family == socket.AF_INET else 2:02x}:{vrid:02x}"
+
+
+def eui64_link_local(mac: str) -> IPv6Address:
+    """The EUI-64 link-local address of a MAC (RFC 4291 appendix A)."""
+    b = bytearray(bytes.fromhex(mac.replace(":", "")))
+    b[0] ^= 0x02
+    return IPv6Address(b"\xfe\x80" + bytes(6) + bytes(b[:3]) + b"\xff\xfe" + bytes(b[3:]))
 
 
 def vmac_name(vrid: int, prefix: str = "vrrp") -> str:
@@ -722,11 +730,23 @@ class Netlink:
 
     # -- VMAC ------------------------------------------------------------------------------
 
-    def add_vmac(self, vmac: Vmac, parent: str, *, family: int = socket.AF_INET) -> LinkInfo:
+    def add_vmac(
+        self,
+        vmac: Vmac,
+        parent: str,
+        *,
+        family: int = socket.AF_INET,
+        link_local: IPv6Address | None = None,
+    ) -> LinkInfo:
         """Create (or adopt) the macvlan VMAC of an instance and bring it up (behaviour.md §V7).
 
         Mode private on ``parent``, MAC ``vmac.mac``, name ``vmac.ifname``, the parent's
-        interface group unless ``vmac.group``. sysctls: on the VMAC ``arp_ignore=1``,
+        interface group unless ``vmac.group``. IPv6 address generation is off (every router
+        of the segment has a VMAC with this MAC, so the kernel's EUI-64 link-locals would
+        collide in DAD); as Keepalived 2.2.7 does, an IPv4 VMAC gets no IPv6 at all
+        (``disable_ipv6``: no MLD reports from the virtual MAC) and an IPv6 VMAC gets
+        ``link_local`` (default: the EUI-64 of the virtual MAC; 2.2.7 copies the parent's
+        link-local instead) with ``nodad``. IPv4 VMAC sysctls: on the VMAC ``arp_ignore=1``,
         ``accept_local=1``, ``rp_filter=0`` (``all.rp_filter`` lowered to 0 with every other
         interface raised to the old value, so their behaviour stays the same), on the parent
         ``arp_ignore=1`` and ``arp_filter=1``; originals restored by :meth:`restore_sysctls`.
@@ -763,8 +783,22 @@ class Netlink:
                 args["group"] = group
             self._call(f"add VMAC {vmac.ifname}", self.ipr.link, "add", (_errno.EEXIST,), **args)
         info = self.link(vmac.ifname)
-        self._vmac_sysctls(info.ifname, base.ifname)
+        s = self.sysctl
+        try:
+            s.set_conf(socket.AF_INET6, info.ifname, "addr_gen_mode", 1)  # IN6_ADDR_GEN_MODE_NONE
+            if family == socket.AF_INET:
+                s.set_conf(socket.AF_INET6, info.ifname, "disable_ipv6", 1)
+        except NetlinkOpError as e:
+            if e.errno != _errno.ENOENT or family == socket.AF_INET6:
+                raise  # (no /proc/sys/net/ipv6 at all is fine for an IPv4 VMAC)
+        if family == socket.AF_INET:
+            self._vmac_sysctls(info.ifname, base.ifname)
         self._call(f"set VMAC {vmac.ifname} up", self.ipr.link, "set", index=info.ifindex, state="up")
+        if family == socket.AF_INET6:
+            ll = link_local if link_local is not None else eui64_link_local(mac)
+            self.add_address(
+                IpAddress(address=IPv6Interface((ll.packed, 64)), nodad=True), ifindex=info.ifindex
+            )
         return self.link(info.ifindex)
 
     def _vmac_sysctls(self, ifname: str, parent: str) -> None:
