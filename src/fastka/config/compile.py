@@ -118,12 +118,23 @@ def loads(
     environ: Mapping[str, str] | None = None,
     random_seed: int | None = None,
     max_lines: int = DEFAULT_MAX_LINES,
+    include_root: str | None = None,
 ) -> tuple[m.Config, Diagnostics]:
-    """Compile configuration text (as if read from ``filename`` in ``directory``)."""
+    """Compile configuration text (as if read from ``filename`` in ``directory``).
+
+    ``include_root`` confines ``include`` to files below that directory.
+    """
     host = host or Host(hostname="localhost", check_scripts=False)
     cid = config_id or host.hostname.split(".", 1)[0]
     diag = Diagnostics()
-    pre = Preprocessor(diag, config_id=cid, environ=environ, random_seed=random_seed, max_lines=max_lines)
+    pre = Preprocessor(
+        diag,
+        config_id=cid,
+        environ=environ,
+        random_seed=random_seed,
+        max_lines=max_lines,
+        include_root=include_root,
+    )
     with _no_cyclic_gc():
         lines = pre.read_string(text, filename, directory)
         config = compile_lines(lines, diag, host)

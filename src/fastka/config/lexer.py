@@ -432,6 +432,7 @@ class Preprocessor:
         all_config: bool = False,
         max_lines: int = DEFAULT_MAX_LINES,
         opener: Callable[[str], bytes] | None = None,
+        include_root: str | None = None,
     ) -> None:
         self.diag = diagnostics
         self.config_id = config_id
@@ -445,6 +446,8 @@ class Preprocessor:
         self.lines: list[Line] = []
         self._stack: list[_Frame] = []
         self._read = opener or _read_bytes
+        # Only include files below this directory (the fuzz harness; None = anywhere).
+        self.include_root = os.path.abspath(include_root) if include_root else None
         self._work = 0
 
     # -- entry points
@@ -488,6 +491,10 @@ class Preprocessor:
             return
         if os.path.isdir(path):
             self.diag.error(f"Configuration file '{display}' is a directory - skipping", location)
+            return
+        if os.path.exists(path) and not os.path.isfile(path):
+            # a FIFO or device would block or never end
+            self.diag.error(f"Configuration file '{display}' is not a regular file - skipping", location)
             return
         try:
             data = self._read(path)
@@ -839,17 +846,24 @@ class Preprocessor:
                 checks.add(word)
 
     def _include(self, word: str, text: str, location: Location) -> None:
-        segments, _err = split_words(text)
-        args = [w for words, _raw in segments for w in words][1:]
-        if len(args) != 1:
+        # Not split_words(): the pattern's csh braces are not block braces.
+        parts = text.split(None, 1)
+        pattern = parts[1].strip() if len(parts) > 1 else ""
+        if len(pattern) >= 2 and pattern[0] == pattern[-1] and pattern[0] in "\"'":
+            pattern = pattern[1:-1]
+        if not pattern or (pattern[0] not in "\"'" and len(pattern.split()) != 1):
             self.diag.error(f"{word} needs exactly one file name or pattern", location, word)
             return
-        pattern = args[0]
         frame = self._stack[-1]
         checks = frame.include_check | _INCLUDE_WORDS[word]
         alternatives = brace_expand(pattern)
         for alt in alternatives:
             full = alt if os.path.isabs(alt) else os.path.join(frame.directory, alt)
+            if self.include_root is not None and not os.path.abspath(full).startswith(
+                self.include_root + os.sep
+            ):
+                self.diag.error(f"Include '{alt}' is outside {self.include_root} - skipping", location)
+                continue
             wildcard = glob.has_magic(alt)
             matches = sorted(glob.glob(full)) if wildcard else ([full] if os.path.lexists(full) else [])
             if not matches:
