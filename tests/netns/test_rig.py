@@ -114,6 +114,9 @@ def test_processes_run_in_the_namespace_and_stop_by_group(lan: Lan) -> None:
     proc = lan.r1.popen(["sh", "-c", "ip -o link show eth0; sleep 60 & sleep 60; wait"])
     proc.wait_log("eth0")
     assert os.getpgid(proc.pid) == proc.pid  # own process group
+    deadline = time.monotonic() + 10
+    while len(proc.group_members()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert len(proc.group_members()) >= 3  # sh and two sleeps
     proc.stop(timeout=2)
     assert not proc.running
