@@ -91,7 +91,8 @@ class Ctx:
         # id(obj) -> {field: location of the keyword that set it}
         self._seen: dict[int, dict[str, Location]] = {}
         self._keep: list[object] = []  # keeps ids unique while we hold them
-        self._frames: list[dict[str, Location]] = []
+        # {field: location} of the objects on ``stack``
+        self.frames: list[dict[str, Location]] = []
         self.ends: dict[int, Location] = {}
         self.rule_preference = 16384  # Keepalived numbers rules without one downwards
         self._extra: dict[int, dict[str, Any]] = {}
@@ -131,15 +132,15 @@ class Ctx:
     def set(self, name: str, value: object, node: Node) -> None:
         """Set a field of the current object and remember where the config set it."""
         setattr(self.stack[-1], name, value)
-        self._frames[-1][name] = node.location
+        self.frames[-1][name] = node.location
 
     def push(self, obj: object) -> None:
         self.stack.append(obj)
-        self._frames.append(self.seen(obj))
+        self.frames.append(self.seen(obj))
 
     def pop(self) -> None:
         self.stack.pop()
-        self._frames.pop()
+        self.frames.pop()
 
     def child(self, obj: object, node: Node, block: Block) -> None:
         """Walk ``node``'s block with ``obj`` as the current object."""
@@ -175,15 +176,25 @@ class Keyword:
     deprecated: str | None = None  # the message to print when it is used
     since: str | None = None  # first Keepalived release that has it (if after 2.2.7)
 
+    @property
+    def simple(self) -> bool:
+        """A plain, supported, current keyword: :func:`walk` just calls the handler."""
+        return self.block == "none" and self.supported and self.deprecated is None
+
 
 class Block:
     def __init__(self, name: str) -> None:
         self.name = name
         self.keywords: dict[str, Keyword] = {}
+        self.simple: set[str] = set()  # names of the keywords that are Keyword.simple
 
     def add(self, *keywords: Keyword) -> Block:
         for kw in keywords:
             self.keywords[kw.name] = kw
+            if kw.simple:
+                self.simple.add(kw.name)
+            else:
+                self.simple.discard(kw.name)
         return self
 
     def suggest(self, word: str) -> str | None:
@@ -192,12 +203,18 @@ class Block:
 
 
 def walk(ctx: Ctx, nodes: list[Node], block: Block) -> None:
-    diag = ctx.diag
+    table = block.keywords
+    simple = block.simple
     for node in nodes:
-        if not node.words:
+        words = node.words
+        if not words:
             continue
-        name = node.words[0]
-        kw = block.keywords.get(name)
+        name = words[0]
+        if name in simple and node.children is None:
+            table[name].handler(ctx, node)
+            continue
+        kw = table.get(name)
+        diag = ctx.diag
         loc = node.location
         if kw is None:
             hint = block.suggest(name)
@@ -404,6 +421,11 @@ def _read_user(ctx: Ctx, node: Node, script: m.Script, words: list[str]) -> None
 # --------------------------------------------------------------------------- factories
 def set_str(name: str, expected: str = "a string") -> Handler:
     def handler(ctx: Ctx, node: Node) -> None:
+        words = node.words
+        if len(words) == 2:  # fast path: exactly one value
+            setattr(ctx.stack[-1], name, words[1])
+            ctx.frames[-1][name] = node.location
+            return
         value = arg(ctx, node, 1, expected)
         if value is not None:
             ctx.set(name, value, node)
@@ -424,8 +446,10 @@ def set_opt_str(name: str, default: str = "") -> Handler:
 
 def set_flag(name: str, value: bool = True) -> Handler:
     def handler(ctx: Ctx, node: Node) -> None:
-        ctx.set(name, value, node)
-        extra_args(ctx, node, 0)
+        setattr(ctx.stack[-1], name, value)
+        ctx.frames[-1][name] = node.location
+        if len(node.words) > 1:
+            extra_args(ctx, node, 0)
 
     return handler
 
@@ -444,6 +468,13 @@ def set_uint(name: str, lo: int = 0, hi: int = UINT_MAX, base: int = 10) -> Hand
     expected = f"a number {lo}..{hi}"
 
     def handler(ctx: Ctx, node: Node) -> None:
+        words = node.words
+        if len(words) == 2 and base == 10:  # fast path: one plain decimal in range
+            word = words[1]
+            if word.isascii() and word.isdigit() and lo <= (quick := int(word)) <= hi:
+                setattr(ctx.stack[-1], name, quick)
+                ctx.frames[-1][name] = node.location
+                return
         value = arg(ctx, node, 1, expected)
         if value is not None:
             number = read_uint(ctx, node, value, lo, hi, base)
@@ -472,6 +503,13 @@ def set_timer(name: str, lo: float = 0.000001, hi: float = TIMER_MAX) -> Handler
     expected = f"a time in seconds {_fmt_timer(lo)}..{_fmt_timer(hi)}"
 
     def handler(ctx: Ctx, node: Node) -> None:
+        words = node.words
+        if len(words) == 2:  # fast path: whole seconds in range
+            word = words[1]
+            if word.isascii() and word.isdigit() and lo <= (seconds := float(word)) <= hi:
+                setattr(ctx.stack[-1], name, seconds)
+                ctx.frames[-1][name] = node.location
+                return
         value = arg(ctx, node, 1, expected)
         if value is not None:
             number = read_timer(ctx, node, value, lo, hi)
