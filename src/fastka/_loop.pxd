@@ -20,16 +20,13 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t
 from cpython.object cimport PyObject
 
 cdef enum:
-    FK_LEVEL_BITS = 6
-    FK_SLOTS = 64          # slots per level
-    FK_LEVELS = 7          # 7 x 6 bits of 1 ms ticks: ~139 years
-    FK_SLOT_IDLE = -1      # fk_timer.slot when not armed
-    FK_SLOT_OVERDUE = -2   # armed for a tick already processed
-    FK_SLOT_BATCH = -3     # due, in the batch being dispatched
-
-cdef struct fk_list:
-    fk_list *next
-    fk_list *prev
+    FK_LEVEL_BITS = 8
+    FK_SLOTS = 256         # slots per level
+    FK_LEVELS = 5          # 5 x 8 bits of 1 ms ticks: ~34.8 years
+    FK_WORDS = 4           # 64-bit words in a level's occupancy bitmap
+    FK_VEC_OVERDUE = -2    # fk_vec.slot of the overdue vector
+    FK_VEC_BATCH = -3      # ... of a vector in the batch being dispatched
+    FK_VEC_FREE = -4       # ... of a pooled vector
 
 cdef struct fk_timer
 cdef struct fk_io
@@ -39,22 +36,39 @@ ctypedef void (*fk_timer_fn)(fk_timer *timer, void *data) noexcept
 ctypedef void (*fk_io_fn)(fk_io *io, uint32_t events, void *data) noexcept
 
 cdef struct fk_timer:
-    fk_list node           # first member: a node of a wheel list is its timer
-    int64_t tick           # deadline in ticks since the loop's creation
-    int slot               # level * FK_SLOTS + index, or FK_SLOT_*
     fk_wheel *wheel        # NULL while idle (fired, cancelled, never armed)
+    int vec                # internal: the wheel vector holding it, and where
+    int idx
     double when            # the deadline as given (seconds, loop time)
     fk_timer_fn fn
     void *data
 
+cdef struct fk_entry:
+    int64_t tick           # deadline in ticks since the loop's creation
+    fk_timer *timer        # NULL: cancelled (a tombstone)
+
+cdef struct fk_vec:
+    # a slot's timers in arming (FIFO) order; cascades and dispatch read it sequentially
+    fk_entry *e
+    int len
+    int cap
+    int live               # entries that are not tombstones
+    int slot               # level * FK_SLOTS + index, or FK_VEC_*
+    int next_free
+
 cdef struct fk_wheel:
     int64_t cur            # last processed tick
     double t0              # loop time of tick 0
-    uint64_t occupied[FK_LEVELS]          # bit i: slot i of the level is non-empty
-    fk_list slots[FK_LEVELS * FK_SLOTS]
-    fk_list overdue        # armed for ticks <= cur: due in the next iteration
-    fk_list batch          # due now, in firing order
     Py_ssize_t count       # armed timers
+    uint64_t occupied[FK_LEVELS * FK_WORDS]   # bit: that slot's vector has live timers
+    int slot_vec[FK_LEVELS * FK_SLOTS]        # vector of each slot, or -1
+    int overdue            # vector of timers armed for ticks <= cur, or -1
+    fk_vec *vecs           # the vector pool (ids index it)
+    int nvecs
+    int free_vec
+    int *batch             # vectors due now, in firing order
+    int nbatch
+    int capbatch
 
 cdef struct fk_io:
     int fd

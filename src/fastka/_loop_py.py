@@ -43,8 +43,8 @@ logger: Final = logging.getLogger("fastka.loop")
 TICK: Final = 0.001
 """Timer resolution in seconds (deadlines are rounded up to it)."""
 
-MAX_TICKS: Final = (1 << 42) - 1
-"""The farthest deadline, in ticks after the loop's creation (~139 years); later ones are clamped."""
+MAX_TICKS: Final = (1 << 40) - 1
+"""The farthest deadline, in ticks after the loop's creation (~34.8 years); later ones are clamped."""
 
 DEVNULL: Final = subprocess.DEVNULL
 """``spawn(stdin=/stdout=/stderr=DEVNULL)`` connects the stream to /dev/null."""
