@@ -111,10 +111,11 @@ class SyncGroup:
         log.log(NOTICE, "VRRP_Group(%s) Leaving FAULT state", self.name)
         self._sweeping = True
         try:
-            for m in self._others(member):
+            for m in self.members:  # the caller too: it may carry the group's fault
                 m.clear_fault(now, self.fault_key)
         finally:
             self._sweeping = False
+        self.update(now, "fault cleared")
 
     def member_heard_lower(self, member: Instance) -> None:
         """Keepalived re-GARPs every master member that has garp_lower_prio_repeat set."""
