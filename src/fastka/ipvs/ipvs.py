@@ -86,10 +86,13 @@ _ipvsadm_fwd = {
 }
 
 
+_AF_INET = int(socket.AF_INET)
+_AF_INET6 = int(socket.AF_INET6)
+
+
 def _normalise_addr(addr: str, af: int) -> tuple[str, int, bytes]:
     """(canonical text, family, 16-byte network-order address)."""
-    if not af:
-        af = socket.AF_INET6 if ":" in addr else socket.AF_INET
+    af = int(af) or (_AF_INET6 if ":" in addr else _AF_INET)
     packed = socket.inet_pton(af, addr)  # OSError on a bad address
     return socket.inet_ntop(af, packed), af, packed.ljust(16, b"\0")
 
@@ -160,7 +163,7 @@ class Service:
         else:
             if not self.fwmark:
                 raise ValueError("a service needs an address or a fwmark")
-            af = af or socket.AF_INET
+            af = int(af) or _AF_INET
             packed = bytes(16)
         set_(self, "af", af)
         if self.fwmark:
