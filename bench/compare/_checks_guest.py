@@ -1,10 +1,12 @@
 """Guest half of ``bench/compare/checks.py`` (runs inside user-mode-linux as root).
 
-For each (checker, implementation): start a loopback-ish target (a namespace whose lo
-holds 10.2.0.0/16, so every one of the N real-server addresses is local there), start the
-checker process on a configuration of N real servers with ``delay_loop`` D (N/D checks
-per second), let it warm up, then measure its CPU time (utime + stime of the process and
-its children, from /proc) and the number of checks the target served over a window.
+For each checker type: targets in a namespace whose lo holds 10.2.0.0/16 (so every one
+of the N real-server addresses is local there; fastka's on port 80, Keepalived's on 81,
+each counting what it serves), then fastka and Keepalived side by side, each on its own
+virtual server of N real servers with ``delay_loop`` D (N/D checks per second each). After
+a warm-up, in each of several windows, each checker's CPU time (utime + stime of the
+process and its children, from /proc) is divided by the checks its target served.
+Running both at once means both see the same machine load in every window.
 Writes JSON to argv[1].
 """
 
@@ -26,20 +28,26 @@ PYTHON = sys.executable
 TICK = os.sysconf("SC_CLK_TCK")
 
 
+IMPLS = ("fastka", "keepalived")
+FASTKA_VIP, FASTKA_PORT = "10.0.0.10", 80
+KEEPALIVED_VIP, KEEPALIVED_PORT = "10.0.0.11", 81
+PORTS = {"fastka": FASTKA_PORT, "keepalived": KEEPALIVED_PORT}
+
+
 def addresses(n: int) -> list[str]:
     return [f"10.2.{i // 250}.{i % 250 + 1}" for i in range(n)]
 
 
-def keepalived_conf(kind: str, n: int, delay: float) -> str:
+def keepalived_conf(kind: str, n: int, delay: float, vip: str = "10.0.0.11", port: int = 81) -> str:
     check = (
         "TCP_CHECK { connect_timeout 2 }"
         if kind == "tcp"
         else "HTTP_GET { url { path / status_code 200 } connect_timeout 2 }"
     )
-    rss = "\n".join(f"  real_server {a} 80 {{ weight 1\n    {check}\n  }}" for a in addresses(n))
+    rss = "\n".join(f"  real_server {a} {port} {{\n    weight 1\n    {check}\n  }}" for a in addresses(n))
     return (
         f"global_defs {{ router_id bench }}\n"
-        f"virtual_server 10.0.0.10 80 {{\n  delay_loop {delay}\n  lb_algo rr\n  lb_kind NAT\n"
+        f"virtual_server {vip} 80 {{\n  delay_loop {delay}\n  lb_algo rr\n  lb_kind NAT\n"
         f"  protocol TCP\n{rss}\n}}\n"
     )
 
@@ -50,12 +58,12 @@ from fastka.check.manager import CheckerManager
 from fastka.check.sink import KernelSink
 from fastka.check.spec import *
 from fastka.loop import Loop
-kind, n, delay = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+kind, n, delay, vip, port = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 params = TcpParams() if kind == "tcp" else HttpParams(urls=(UrlSpec(path="/", status_code=((200, 200),)),))
 chk = CheckerSpec(params=params, delay_loop=delay, connect_timeout=2.0, retry=1, delay_before_retry=1.0)
 addrs = [f"10.2.{i // 250}.{i % 250 + 1}" for i in range(n)]
-rss = tuple(RealServerSpec(a, 80, checkers=(chk,)) for a in addrs)
-svc = ServiceSpec(socket.AF_INET, "tcp", "10.0.0.10", 80, sched_name="rr")
+rss = tuple(RealServerSpec(a, port, checkers=(chk,)) for a in addrs)
+svc = ServiceSpec(socket.AF_INET, "tcp", vip, 80, sched_name="rr")
 loop = Loop()
 mgr = CheckerManager(loop, CheckConfig(virtual_servers=(VirtualServerSpec(services=(svc,), real_servers=rss),)), KernelSink())
 def stop(signum):
@@ -108,86 +116,116 @@ def ipvs_dests() -> int:
     )
 
 
-def measure(
-    impl: str, kind: str, n: int, delay: float, warmup: float, window: float, work: Path, strace: bool = False
-) -> dict[str, object]:
-    count_file = work / f"count-{impl}-{kind}"
+def start_target(kind: str, port: int, count_file: Path) -> subprocess.Popen[bytes]:
     server = subprocess.Popen(
-        ["ip", "netns", "exec", "rs1", PYTHON, str(HERE / "_checks_target.py"), kind, str(count_file)],
+        [
+            "ip",
+            "netns",
+            "exec",
+            "rs1",
+            PYTHON,
+            str(HERE / "_checks_target.py"),
+            kind,
+            str(count_file),
+            str(port),
+        ],
         stdout=subprocess.PIPE,
     )
     assert server.stdout is not None and server.stdout.readline().strip() == b"ready"
+    return server
+
+
+def start_checker(impl: str, kind: str, n: int, delay: float, work: Path) -> subprocess.Popen[bytes]:
     if impl == "keepalived":
         conf = work / f"keepalived-{kind}.conf"
-        conf.write_text(keepalived_conf(kind, n, delay))
-        cmd = [
-            "keepalived",
-            "-n",
-            "-C",
-            "-f",
-            str(conf),
-            "-p",
-            str(work / "ka.pid"),
-            "-c",
-            str(work / "ka-c.pid"),
-        ]
-        cmd += ["-G"]  # no syslog
+        conf.write_text(keepalived_conf(kind, n, delay, KEEPALIVED_VIP, KEEPALIVED_PORT))
+        cmd = ["keepalived", "-n", "-G", "-C", "-f", str(conf)]
+        cmd += ["-p", str(work / "ka.pid"), "-c", str(work / "ka-c.pid")]
     else:
-        cmd = [PYTHON, "-c", FASTKA_RUNNER, kind, str(n), str(delay)]
+        cmd = [PYTHON, "-c", FASTKA_RUNNER, kind, str(n), str(delay), FASTKA_VIP, str(FASTKA_PORT)]
     with open(work / f"{impl}-{kind}.log", "w") as log:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
+        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def measure_pair(
+    kind: str, n: int, delay: float, warmup: float, window: float, rounds: int, work: Path
+) -> list[dict[str, object]]:
+    """Both checkers at once (each with its own virtual server, target port and counter),
+    so that both see the same machine load in every window."""
+    counts = {impl: work / f"count-{impl}-{kind}" for impl in IMPLS}
+    targets = [start_target(kind, PORTS[impl], counts[impl]) for impl in IMPLS]
+    procs = {impl: start_checker(impl, kind, n, delay, work) for impl in IMPLS}
+    rows: list[dict[str, object]] = []
     try:
         time.sleep(warmup)
-        pids = family(proc.pid)
-        c0, s0, t0 = cpu_of(pids), served(count_file), time.monotonic()
-        time.sleep(window)
-        pids = family(proc.pid)
-        c1, s1, t1 = cpu_of(pids), served(count_file), time.monotonic()
-        dests = ipvs_dests()
-        syscalls = count_syscalls(pids[-1], count_file, work / f"strace-{impl}-{kind}") if strace else None
+        for r in range(rounds):
+            start = {impl: (cpu_of(family(p.pid)), served(counts[impl])) for impl, p in procs.items()}
+            t0 = time.monotonic()
+            time.sleep(window)
+            t1 = time.monotonic()
+            for impl, p in procs.items():
+                cpu = cpu_of(family(p.pid)) - start[impl][0]
+                checks = served(counts[impl]) - start[impl][1]
+                rows.append(
+                    {
+                        "impl": impl,
+                        "kind": kind,
+                        "round": r,
+                        "checks": checks,
+                        "seconds": round(t1 - t0, 2),
+                        "checks_per_s": round(checks / (t1 - t0), 1),
+                        "cpu_s": round(cpu, 3),
+                        "cpu_us_per_check": round(cpu / checks * 1e6, 1) if checks > 0 else None,
+                        "dests_in_ipvs": ipvs_dests(),
+                    }
+                )
+        # Then, one at a time, the system calls per check.
+        for impl, p in procs.items():
+            sc = count_syscalls(family(p.pid)[-1], work / f"strace-{impl}-{kind}")
+            for row in rows:
+                if row["impl"] == impl:
+                    row["syscalls_per_check"] = sc
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        server.kill()
-        server.wait()
-    checks = s1 - s0
-    cpu = c1 - c0
-    return {
-        "impl": impl,
-        "kind": kind,
-        "checks": checks,
-        "seconds": round(t1 - t0, 2),
-        "checks_per_s": round(checks / (t1 - t0), 1),
-        "cpu_s": round(cpu, 3),
-        "cpu_us_per_check": round(cpu / checks * 1e6, 1) if checks else None,
-        "dests_in_ipvs": dests,
-        "syscalls_per_check": syscalls,
-    }
+        for p in procs.values():
+            stop(p)
+        for t in targets:
+            t.kill()
+            t.wait()
+    return rows
 
 
-def count_syscalls(pid: int, count_file: Path, out: Path, seconds: float = 3.0) -> dict[str, float] | None:
-    """System calls per check of the checker process, by ``strace -c`` (a count that
-    does not depend on how busy the machine is, unlike CPU time)."""
+def count_syscalls(pid: int, out: Path, seconds: float = 3.0) -> dict[str, float] | None:
+    """System calls per check of the checker process, by ``strace -c``: a count that does
+    not depend on how busy the machine is, unlike CPU time. Every check (TCP_CHECK and
+    HTTP_GET alike, in both implementations) makes exactly one ``connect``, so the counts
+    are divided by the number of ``connect`` calls traced."""
     if not shutil.which("strace"):
         return None
-    s0 = served(count_file)
     st = subprocess.Popen(["strace", "-c", "-f", "-p", str(pid), "-o", str(out)], stderr=subprocess.DEVNULL)
     time.sleep(seconds)
     st.terminate()
     st.wait()
-    checks = served(count_file) - s0
-    if checks <= 0 or not out.exists():
+    if not out.exists():
         return None
-    calls: dict[str, float] = {}
+    counts: dict[str, int] = {}
     for line in out.read_text().splitlines():
         parts = line.split()
         if len(parts) >= 5 and parts[0][0].isdigit() and parts[-1] != "total":
-            calls[parts[-1]] = round(int(parts[3]) / checks, 2)
-    calls["total"] = round(sum(calls.values()), 2)
+            counts[parts[-1]] = int(parts[3])
+    checks = counts.get("connect", 0)
+    if not checks:
+        return None
+    calls = {name: round(n / checks, 2) for name, n in sorted(counts.items())}
+    calls["total"] = round(sum(counts.values()) / checks, 2)
     return calls
 
 
@@ -204,17 +242,11 @@ def main() -> None:
     ):
         subprocess.run(cmd.split(), check=True)
     socket.setdefaulttimeout(5)
-    rounds = int(sys.argv[5]) if len(sys.argv) > 5 else 2
-    results = []
-    # Alternate the implementations, several rounds: the host may be busy, and the
-    # least-disturbed round is the one to compare (the caller keeps the minimum).
+    rounds = int(sys.argv[5]) if len(sys.argv) > 5 else 3
+    results: list[dict[str, object]] = []
     for kind in ("tcp", "http"):
-        for r in range(rounds):
-            for impl in ("fastka", "keepalived"):
-                row = measure(impl, kind, n, delay, 1.0 + delay + 2.0, window, work, strace=r == 0)
-                row["round"] = r
-                results.append(row)
-                out.write_text(json.dumps(results, indent=1))
+        results += measure_pair(kind, n, delay, 1.0 + delay + 2.0, window, rounds, work)
+        out.write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

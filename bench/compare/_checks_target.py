@@ -20,7 +20,7 @@ def main() -> None:
     tmp = count_file.with_suffix(".tmp")
     lsock = socket.socket()
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    lsock.bind(("0.0.0.0", 80))
+    lsock.bind(("0.0.0.0", int(sys.argv[3]) if len(sys.argv) > 3 else 80))
     lsock.listen(4096)
     lsock.setblocking(False)
     ep = select.epoll()
