@@ -670,3 +670,16 @@ def test_insecure_script_is_flagged(tmp_path: Path) -> None:
     assert problems(diags) == [
         "SECURITY VIOLATION - scripts are being executed but script_security not enabled. There are insecure scripts."
     ]
+
+
+def test_a_compiler_bug_is_a_fatal_diagnostic_not_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastka.config import compile as compile_mod
+
+    def broken(self: object) -> None:
+        raise KeyError("bug")
+
+    monkeypatch.setattr(compile_mod.Completer, "run", broken)
+    config, diags = compile_text("global_defs {\n}\n")
+    assert [d.status for d in diags] == [Status.FATAL]
+    assert diags[0].message.startswith(compile_mod.INTERNAL_ERROR) and "KeyError('bug')" in diags[0].message
+    assert exit_code(diags) == 4 and isinstance(config, m.Config)

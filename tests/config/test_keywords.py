@@ -242,3 +242,11 @@ def test_block_keyword_without_brace() -> None:
 def test_plain_keyword_with_block() -> None:
     _, diags = compile_text(vi("priority 50 {\n  x\n}"))
     assert problems(diags) == ["Unexpected '{' after priority - ignoring the block"]
+
+
+def test_keyword_from_another_block_says_where_it_belongs() -> None:
+    _, diags = compile_text(vi("lb_algo rr\ndelay_loop 3"))
+    assert problems(diags) == [
+        "Unknown keyword 'lb_algo' - it belongs in virtual_server",
+        "Unknown keyword 'delay_loop' - it belongs in virtual_server, real_server, TCP_CHECK ...",
+    ]

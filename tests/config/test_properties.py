@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from fastka.config import Host, jsonio, loads
 from fastka.config import grammar as g
+from fastka.config.compile import INTERNAL_ERROR
 from fastka.config.diagnostics import Diagnostics, Status
 from fastka.config.lexer import Preprocessor, brace_expand, decomment, split_argv, split_words
 
@@ -56,6 +57,7 @@ def _check(text: str) -> None:
     )
     for d in diags:
         assert isinstance(d.status, Status) and d.message
+        assert not d.message.startswith(INTERNAL_ERROR), d.message
         assert str(d)
     assert jsonio.loads(jsonio.dumps(config)) == config
 

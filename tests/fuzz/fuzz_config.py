@@ -23,7 +23,8 @@ import atheris
 
 with atheris.instrument_imports():
     from fastka.config import Host, jsonio, loads
-    from fastka.config.diagnostics import Status
+    from fastka.config.compile import INTERNAL_ERROR
+from fastka.config.diagnostics import Status
 
 HOST = Host(hostname="fuzz.example", interfaces=lambda name: name.startswith("eth"), check_scripts=False)
 
@@ -52,6 +53,7 @@ def test_one_input(data: bytes) -> None:
     )
     for d in diagnostics:
         assert isinstance(d.message, str) and d.message
+        assert not d.message.startswith(INTERNAL_ERROR), d.message
         assert isinstance(d.status, Status)
         str(d)
     back = jsonio.loads(jsonio.dumps(config))

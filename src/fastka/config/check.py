@@ -27,8 +27,13 @@ from fastka.config.diagnostics import Diagnostic, exit_code
 from fastka.config.jsonio import dumps
 
 
-def _load(opts: Options, *, check_host: bool) -> tuple[m.Config, list[Diagnostic]]:
-    host = Host.current(interfaces=interface_exists if check_host else None, check_scripts=check_host)
+def load_from_options(opts: Options, *, check_host: bool = False) -> tuple[m.Config, list[Diagnostic]]:
+    """Compile ``-f`` with the command line's ``-i`` and ``-e``.
+
+    ``check_host`` adds what ``-t`` checks on this machine: interfaces in the current
+    network namespace and script files (the daemon leaves interfaces to appear later).
+    """
+    host = Host.current(interfaces=interface_exists if check_host else None, check_scripts=True)
     return load(
         opts.config_file,
         config_id=opts.effective_config_id,
@@ -45,7 +50,7 @@ def format_diagnostics(diagnostics: Iterable[Diagnostic], config: m.Config) -> l
 
 def run_config_test(opts: Options) -> int:
     """``fastka -t``: check the configuration, report, return the config-test exit code."""
-    config, diagnostics = _load(opts, check_host=True)
+    config, diagnostics = load_from_options(opts, check_host=True)
     lines = format_diagnostics(diagnostics, config)
     if opts.config_test:
         try:
@@ -71,7 +76,7 @@ def dump_config(opts: Options, config: m.Config | None = None, stream: TextIO | 
     out = stream if stream is not None else sys.stdout
     status = 0
     if config is None:
-        config, diagnostics = _load(opts, check_host=False)
+        config, diagnostics = load_from_options(opts)
         status = exit_code(diagnostics)
     if (opts.dump_conf or "").lower() == "json":
         out.write(dumps(config) + "\n")

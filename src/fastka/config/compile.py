@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 import os
 import pwd
 import socket
@@ -32,6 +33,7 @@ from fastka.config.ipsyntax import EntryParser
 from fastka.config.lexer import DEFAULT_MAX_LINES, Line, Preprocessor
 from fastka.config.model import Location
 
+_log = logging.getLogger("fastka.config")
 InterfaceCheck = Callable[[str], bool]
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -101,11 +103,7 @@ def load(
         all_config=all_config,
         max_lines=max_lines,
     )
-    with _no_cyclic_gc():
-        lines = pre.read_file(path)
-        config = compile_lines(lines, diag, host)
-    config.files = list(dict.fromkeys(pre.files))
-    return config, diag
+    return _run(lambda: pre.read_file(path), pre, diag, host)
 
 
 def loads(
@@ -135,9 +133,24 @@ def loads(
         max_lines=max_lines,
         include_root=include_root,
     )
-    with _no_cyclic_gc():
-        lines = pre.read_string(text, filename, directory)
-        config = compile_lines(lines, diag, host)
+    return _run(lambda: pre.read_string(text, filename, directory), pre, diag, host)
+
+
+INTERNAL_ERROR = "internal error while compiling the configuration"
+
+
+def _run(
+    read: Callable[[], list[Line]], pre: Preprocessor, diag: Diagnostics, host: Host
+) -> tuple[m.Config, Diagnostics]:
+    """Preprocess and compile; a bug in fastka becomes a FATAL diagnostic, not a traceback
+    in ``fastka -t`` (the fuzz and property tests treat it as a failure)."""
+    config = m.Config()
+    try:
+        with _no_cyclic_gc():
+            config = compile_lines(read(), diag, host)
+    except (Exception, RecursionError) as exc:
+        _log.exception(INTERNAL_ERROR)
+        diag.fatal(f"{INTERNAL_ERROR}: {exc!r} - please report this as a fastka bug")
     config.files = list(dict.fromkeys(pre.files))
     return config, diag
 

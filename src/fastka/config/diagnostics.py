@@ -106,7 +106,8 @@ class Diagnostics(list[Diagnostic]):
         self.add(logging.WARNING, message, location, Status.BAD_IF)
 
     def security(self, message: str, location: Location | None = None) -> None:
-        self.add(logging.ERROR, message, location, Status.SECURITY)
+        """Script security (``-t`` exit 6); Keepalived still runs the scripts, so a warning."""
+        self.add(logging.WARNING, message, location, Status.SECURITY)
 
     @property
     def status(self) -> Status:

@@ -217,11 +217,7 @@ def walk(ctx: Ctx, nodes: list[Node], block: Block) -> None:
         diag = ctx.diag
         loc = node.location
         if kw is None:
-            hint = block.suggest(name)
-            message = f"Unknown keyword '{name}'"
-            if hint is not None:
-                message += f" - did you mean '{hint}'?"
-            diag.warning(message, loc, name)
+            diag.warning(_unknown(block, name), loc, name)
             continue
         if kw.deprecated is not None:
             diag.warning(kw.deprecated, loc, name)
@@ -234,6 +230,30 @@ def walk(ctx: Ctx, nodes: list[Node], block: Block) -> None:
             diag.error(f"'{{' missing from beginning of block {name}", loc, name)
             continue
         kw.handler(ctx, node)
+
+
+def _unknown(block: Block, name: str) -> str:
+    """``Unknown keyword 'x'``, with the nearest keyword of this block for a misspelling,
+    or the blocks where ``x`` does belong."""
+    message = f"Unknown keyword '{name}'"
+    hint = block.suggest(name)
+    if hint is not None:
+        return f"{message} - did you mean '{hint}'?"
+    homes = list(dict.fromkeys(b for b, kw in _keyword_homes() if kw == name))
+    if len(homes) > 3:
+        return f"{message} - it belongs in {', '.join(homes[:3])} ..."
+    if homes:
+        return f"{message} - it belongs in {' or '.join(homes)}"
+    return message
+
+
+_HOMES: list[tuple[str, str]] = []
+
+
+def _keyword_homes() -> list[tuple[str, str]]:
+    if not _HOMES:
+        _HOMES.extend((k.block, k.name) for k in all_keywords())
+    return _HOMES
 
 
 # --------------------------------------------------------------------------- values
