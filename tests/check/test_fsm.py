@@ -383,3 +383,14 @@ def test_ha_suspend_disables_checkers_while_address_absent(fake_loop: FakeLoop) 
         assert h.probes[("10.1.0.1", 0)].starts
     finally:
         h.shutdown()
+
+
+@pytest.mark.parametrize("mode", ["all", "vs"])
+def test_lvs_flush_on_stop(fake_loop: FakeLoop, mode: str) -> None:
+    h = Harness(fake_loop, cfg(vs(rs("10.1.0.1"), rs("10.1.0.2")), lvs_flush_on_stop=mode))
+    h.start()
+    n = len(h.ipvs.log)
+    h.shutdown()
+    ops = [op for op, *_ in h.ipvs.log[n:]]
+    assert ops == (["FLUSH"] if mode == "all" else ["DEL_SERVICE"])
+    assert h.ipvs.services == {}

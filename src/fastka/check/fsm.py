@@ -593,6 +593,10 @@ class VirtualServer:
                 self.sorry_in_ipvs = False
             self._ipvs("del_service")
 
+    def delete_services(self) -> None:
+        """DEL_SERVICE for each of our services (the kernel drops their dests with them)."""
+        self._ipvs("del_service")
+
     def set_checkers_enabled(self, enabled: bool) -> None:
         for rs in self.rss.values():
             for c in rs.checkers:

@@ -243,8 +243,11 @@ class CheckerManager:
         release = not self.config.globals.dont_release_ipvs
         flush = self.config.globals.lvs_flush_on_stop
         for vs in self.vss.values():
-            vs.shutdown(release=release and not flush, notify=vs.spec.omega)
-        if flush:
+            # lvs_flush_on_stop VS: delete our services without per-dest deletes.
+            vs.shutdown(release=release and flush is None, notify=vs.spec.omega)
+            if flush == "vs":
+                vs.delete_services()
+        if flush == "all":
             self.sink.flush()
         self.vss = {}
         self._close_suspend()

@@ -279,7 +279,7 @@ class CheckGlobals:
     rs_init_notifies: bool = False
     dont_release_ipvs: bool = False  # -I
     lvs_flush: bool = False
-    lvs_flush_on_stop: bool = False
+    lvs_flush_on_stop: str | None = None  # None, "all" (flush) or "vs" (our services only)
     ssl_ca: str | None = None
     ssl_certificate: str | None = None
     ssl_key: str | None = None
