@@ -111,6 +111,16 @@ cdef extern from *:
     void fk_store16(uint8_t *, uint16_t) noexcept nogil
     bint fk_equal(const uint8_t *, const uint8_t *, Py_ssize_t) noexcept nogil
     bint fk_small_long(object, long *) noexcept
+    # the same on borrowed pointers, for the argument fast paths (no reference counting)
+    bint _p_small_long "fk_small_long"(PyObject *, long *) noexcept
+    bint _p_bytes_exact "PyBytes_CheckExact"(PyObject *) noexcept
+    const uint8_t *_p_bytes_data "(const uint8_t *)PyBytes_AS_STRING"(PyObject *) noexcept
+    Py_ssize_t _p_bytes_len "PyBytes_GET_SIZE"(PyObject *) noexcept
+    bint _p_bytearray_exact "PyByteArray_CheckExact"(PyObject *) noexcept
+    uint8_t *_p_bytearray_data "(uint8_t *)PyByteArray_AS_STRING"(PyObject *) noexcept
+    Py_ssize_t _p_bytearray_len "PyByteArray_GET_SIZE"(PyObject *) noexcept
+    PyObject *_p_True "Py_True"
+    PyObject *_p_False "Py_False"
 
 
 # Values of fastka.vrrp.constants.Reason and the FLAG_* bits (checked by the tests).
@@ -194,6 +204,10 @@ __all__ = [
 # ============================================================================ checksums
 
 cdef uint64_t vrrp_sum(const uint8_t *p, Py_ssize_t n, uint64_t acc) noexcept nogil:
+    return _sum(p, n, acc)
+
+
+cdef inline uint64_t _sum(const uint8_t *p, Py_ssize_t n, uint64_t acc) noexcept nogil:
     # 32-bit words into a 64-bit accumulator: no carry can be lost below 2**32 words.
     while n >= 16:
         acc += <uint64_t>fk_load32(p) + fk_load32(p + 4) + fk_load32(p + 8) + fk_load32(p + 12)
@@ -214,6 +228,10 @@ cdef uint64_t vrrp_sum(const uint8_t *p, Py_ssize_t n, uint64_t acc) noexcept no
 
 
 cdef uint16_t vrrp_fold(uint64_t acc) noexcept nogil:
+    return _fold(acc)
+
+
+cdef inline uint16_t _fold(uint64_t acc) noexcept nogil:
     acc = (acc & 0xFFFFFFFFU) + (acc >> 32)
     acc = (acc & 0xFFFFFFFFU) + (acc >> 32)
     acc = (acc & 0xFFFF) + (acc >> 16)
@@ -225,14 +243,14 @@ cdef uint16_t vrrp_fold(uint64_t acc) noexcept nogil:
 cdef inline uint64_t _pseudo_sum(const uint8_t *src, const uint8_t *dst, int alen,
                                  Py_ssize_t length) noexcept nogil:
     cdef uint8_t tail[8]
-    cdef uint64_t acc = vrrp_sum(src, alen, 0)
-    acc = vrrp_sum(dst, alen, acc)
+    cdef uint64_t acc = _sum(src, alen, 0)
+    acc = _sum(dst, alen, acc)
     if alen == 4:  # RFC 768 style: zero, protocol, length
         tail[0] = 0
         tail[1] = IPPROTO_VRRP
         tail[2] = <uint8_t>(length >> 8)
         tail[3] = <uint8_t>length
-        return vrrp_sum(tail, 4, acc)
+        return _sum(tail, 4, acc)
     # RFC 8200 §8.1: 32-bit length, three zero bytes, next header
     tail[0] = <uint8_t>(length >> 24)
     tail[1] = <uint8_t>(length >> 16)
@@ -242,7 +260,7 @@ cdef inline uint64_t _pseudo_sum(const uint8_t *src, const uint8_t *dst, int ale
     tail[5] = 0
     tail[6] = 0
     tail[7] = IPPROTO_VRRP
-    return vrrp_sum(tail, 8, acc)
+    return _sum(tail, 8, acc)
 
 
 cdef uint16_t vrrp_checksum_c(const uint8_t *msg, Py_ssize_t n, const uint8_t *src,
@@ -250,9 +268,9 @@ cdef uint16_t vrrp_checksum_c(const uint8_t *msg, Py_ssize_t n, const uint8_t *s
     cdef uint64_t acc = 0
     if src != NULL and dst != NULL:
         acc = _pseudo_sum(src, dst, alen, n)
-    acc = vrrp_sum(msg, 6, acc)
-    acc = vrrp_sum(msg + 8, n - 8, acc)
-    return fk_be16(<uint16_t>~vrrp_fold(acc))
+    acc = _sum(msg, 6, acc)
+    acc = _sum(msg + 8, n - 8, acc)
+    return fk_be16(<uint16_t>~_fold(acc))
 
 
 cdef uint16_t vrrp_update_priority(uint8_t *msg, int priority) noexcept nogil:
@@ -261,7 +279,7 @@ cdef uint16_t vrrp_update_priority(uint8_t *msg, int priority) noexcept nogil:
     cdef uint32_t new_word = (<uint32_t>priority << 8) | msg[3]
     cdef uint32_t hc = (<uint32_t>msg[6] << 8) | msg[7]
     cdef uint64_t total = (~hc & 0xFFFF) + (~old_word & 0xFFFF) + new_word
-    cdef uint16_t csum = <uint16_t>~vrrp_fold(total)
+    cdef uint16_t csum = <uint16_t>~_fold(total)
     msg[2] = <uint8_t>priority
     msg[6] = <uint8_t>(csum >> 8)
     msg[7] = <uint8_t>csum
@@ -458,6 +476,14 @@ cdef Py_ssize_t vrrp_encode(uint8_t *out, int version, int vrid, int priority, i
                             const uint8_t *addrs, Py_ssize_t addrs_len, int auth_type,
                             const uint8_t *auth, Py_ssize_t auth_len, const uint8_t *src,
                             const uint8_t *dst, int alen, bint pseudo_header) noexcept nogil:
+    return _encode(out, version, vrid, priority, adver_int, addrs, addrs_len, auth_type, auth,
+                   auth_len, src, dst, alen, pseudo_header)
+
+
+cdef inline Py_ssize_t _encode(uint8_t *out, int version, int vrid, int priority, int adver_int,
+                               const uint8_t *addrs, Py_ssize_t addrs_len, int auth_type,
+                               const uint8_t *auth, Py_ssize_t auth_len, const uint8_t *src,
+                               const uint8_t *dst, int alen, bint pseudo_header) noexcept nogil:
     cdef Py_ssize_t length = 8 + addrs_len
     cdef uint64_t acc = 0
     out[1] = <uint8_t>vrid
@@ -480,7 +506,7 @@ cdef Py_ssize_t vrrp_encode(uint8_t *out, int version, int vrid, int priority, i
         out[5] = <uint8_t>adver_int
         if pseudo_header or alen == 16:
             acc = _pseudo_sum(src, dst, alen, length)
-    fk_store16(out + 6, <uint16_t>~vrrp_fold(vrrp_sum(out, length, acc)))
+    fk_store16(out + 6, <uint16_t>~_fold(_sum(out, length, acc)))
     return length
 
 
@@ -500,7 +526,7 @@ cdef void vrrp_ipv4_header(uint8_t *out, const uint8_t *src, const uint8_t *dst,
     out[11] = 0
     memcpy(out + 12, src, 4)
     memcpy(out + 16, dst, 4)
-    fk_store16(out + 10, <uint16_t>~vrrp_fold(vrrp_sum(out, 20, 0)))
+    fk_store16(out + 10, <uint16_t>~_fold(_sum(out, 20, 0)))
 
 
 # ============================================================================ receiving (C)
@@ -619,15 +645,15 @@ cdef int vrrp_check(vrrp_pkt_t *pkt, vrrp_expect_t *e, bint track) noexcept nogi
     if ver == 3 and e.adver_int and (((m[4] & 0x0F) << 8) | m[5]) != e.adver_int:
         flags |= FLAG_ADVER_INT_DIFFERS
     # 14. checksum
-    acc = vrrp_sum(m, length, 0)
+    acc = _sum(m, length, 0)
     if ver == 2:
-        if vrrp_fold(acc) != 0xFFFF:
+        if _fold(acc) != 0xFFFF:
             return BAD_CHECKSUM
     elif e.v3_checksum_as_v2 or pkt.src == NULL or pkt.dst == NULL:
         flags |= FLAG_CHECKSUM_UNVERIFIED
-    elif vrrp_fold(acc + _pseudo_sum(pkt.src, pkt.dst, alen, length)) != 0xFFFF:
+    elif _fold(acc + _pseudo_sum(pkt.src, pkt.dst, alen, length)) != 0xFFFF:
         if (alen == 4 and mcast == 0 and e.old_unicast_checksum
-                and vrrp_fold(acc + _pseudo_sum(pkt.src, _MCAST4, 4, length)) == 0xFFFF):
+                and _fold(acc + _pseudo_sum(pkt.src, _MCAST4, 4, length)) == 0xFFFF):
             flags |= FLAG_OLD_UNICAST_CHECKSUM
         else:
             return BAD_CHECKSUM
@@ -781,22 +807,29 @@ cdef Py_ssize_t vrrp_validate_batch(vrrp_expect_t **table, vrrp_batch_t *b,
         if ln > slot:
             ln = slot
         if ipv4:
+            if ln >= 28 and p[0] == 0x45:
+                # The steady state: the packet this instance accepted last time (IP ID and
+                # checksum aside). Accepted packets have no AH and total length == what
+                # arrived, so if the signature matches, the VRID is at byte 21 and no
+                # check can answer differently than last time.
+                e = table[p[21]]
+                if e != NULL and _same_ipv4(e, p, ln):
+                    accepted += 1
+                    m = p + 20
+                    vrid[i] = m[1]
+                    priority[i] = m[2]
+                    adver_int[i] = (((m[4] & 0x0F) << 8) | m[5]) if (m[0] >> 4) == 3 else m[5]
+                    flags[i] = <uint8_t>(e.last_flags | FLAG_UNCHANGED)
+                    memcpy(src + 16 * i, p + 12, 4)
+                    memcpy(dst + 16 * i, p + 16, 4)
+                    hoplimit[i] = p[8]
+                    status[i] = 0
+                    continue
             code = _parse_ipv4(p, ln, &pkt)
             if code == 0:
                 memcpy(src + 16 * i, p + 12, 4)
                 memcpy(dst + 16 * i, p + 16, 4)
                 hoplimit[i] = p[8]
-                m = p + pkt.mo
-                e = table[m[1]]
-                if pkt.ah < 0 and e != NULL and _same_ipv4(e, p, pkt.end):
-                    # the steady state: what this instance accepted last time
-                    accepted += 1
-                    vrid[i] = m[1]
-                    priority[i] = m[2]
-                    adver_int[i] = (((m[4] & 0x0F) << 8) | m[5]) if (m[0] >> 4) == 3 else m[5]
-                    flags[i] = <uint8_t>(e.last_flags | FLAG_UNCHANGED)
-                    status[i] = 0
-                    continue
         elif ln < 8:
             code = TOO_SHORT
         else:
@@ -907,7 +940,7 @@ cdef inline int _check_len(Py_ssize_t n, str name, Py_ssize_t a, Py_ssize_t b, P
     return 0
 
 
-cdef int _src_dst(object src, object dst, uint8_t *s, uint8_t *d, int *sl, int *dl) except -1:
+cdef inline int _src_dst(object src, object dst, uint8_t *s, uint8_t *d, int *sl, int *dl) except -1:
     cdef Py_ssize_t n = _small(src, s, 16)
     _check_len(n, "src", 0, 4, 16)
     sl[0] = <int>n
@@ -958,7 +991,7 @@ ctypedef struct _enc_t:
     uint8_t dst[16]
 
 
-cdef int _prepare(_enc_t *f, object version, object vrid, object priority, object adver_int,
+cdef inline int _prepare(_enc_t *f, object version, object vrid, object priority, object adver_int,
                   object addresses, _rbuf *ab, object auth_type, object auth_data,
                   object src, object dst) except -1:
     """Check the fields in the reference's order (same exception for the same mistake)."""
@@ -997,7 +1030,7 @@ def inet_checksum(data):
     """RFC 1071 Internet checksum of ``data`` (the value to store; 0 over a valid whole)."""
     cdef _rbuf b
     _ro(data, &b)
-    cdef uint16_t c = fk_be16(<uint16_t>~vrrp_fold(vrrp_sum(b.p, b.n, 0)))
+    cdef uint16_t c = fk_be16(<uint16_t>~_fold(_sum(b.p, b.n, 0)))
     _release(&b)
     return c
 
@@ -1026,8 +1059,20 @@ def _vrrp_checksum_kw(msg, src=b"", dst=b""):
 
 
 cdef object _vrrp_checksum_fast(PyObject *self, PyObject **args, Py_ssize_t nargs, PyObject *kwnames):
+    cdef Py_ssize_t n, sl
     if (kwnames != NULL and PyTuple_GET_SIZE(kwnames)) or nargs < 1 or nargs > 3:
         return _slow(_vrrp_checksum_kw, args, nargs, kwnames)
+    # the usual calls, on bytes: no reference counting, no copies
+    if _p_bytes_exact(args[0]) and nargs != 2:
+        n = _p_bytes_len(args[0])
+        if n >= 8:
+            if nargs == 1:
+                return vrrp_checksum_c(_p_bytes_data(args[0]), n, NULL, NULL, 0)
+            if _p_bytes_exact(args[1]) and _p_bytes_exact(args[2]):
+                sl = _p_bytes_len(args[1])
+                if (sl == 4 or sl == 16) and _p_bytes_len(args[2]) == sl:
+                    return vrrp_checksum_c(_p_bytes_data(args[0]), n, _p_bytes_data(args[1]),
+                                           _p_bytes_data(args[2]), <int>sl)
     return _vrrp_checksum(<object>args[0], <object>args[1] if nargs > 1 else _EMPTY,
                           <object>args[2] if nargs > 2 else _EMPTY)
 
@@ -1064,8 +1109,8 @@ cdef object _encode_into(object buf, object offset, object version, object vrid,
         _prepare(&f, version, vrid, priority, adver_int, addresses, &ab, auth_type, auth_data, src, dst)
         pseudo = pseudo_header
         out = _writable(buf, offset, f.length, &w)
-        vrrp_encode(out, f.version, f.vrid, f.priority, f.adver_int, ab.p, ab.n, f.auth_type,
-                    f.auth, f.auth_len, f.src, f.dst, f.alen, pseudo)
+        _encode(out, f.version, f.vrid, f.priority, f.adver_int, ab.p, ab.n, f.auth_type,
+                f.auth, f.auth_len, f.src, f.dst, f.alen, pseudo)
         _release(&w)
     finally:
         _release(&ab)
@@ -1078,9 +1123,75 @@ def _encode_into_kw(buf, offset, version, vrid, priority, adver_int, addresses, 
                         auth_data, src, dst, pseudo_header)
 
 
+cdef inline Py_ssize_t _encode_common(PyObject **args, Py_ssize_t nargs) noexcept:
+    """The usual call -- bytearray, small ints, bytes, all valid -- straight to C without
+    touching a reference count; -1 sends the call to the general path (which also
+    raises the errors)."""
+    cdef long off, version, vrid, prio, adv, at = 0
+    cdef Py_ssize_t na, auth_len = 0, sl = 0, dl = 0, length, cap
+    cdef const uint8_t *auth = NULL
+    cdef const uint8_t *sp = NULL
+    cdef const uint8_t *dp = NULL
+    cdef int alen = 4
+    cdef bint pseudo = True
+    cdef PyObject *o
+    if not (_p_bytearray_exact(args[0]) and _p_small_long(args[1], &off) and _p_small_long(args[2], &version)
+            and _p_small_long(args[3], &vrid) and _p_small_long(args[4], &prio)
+            and _p_small_long(args[5], &adv) and _p_bytes_exact(args[6])):
+        return -1
+    if nargs > 7 and not _p_small_long(args[7], &at):
+        return -1
+    if nargs > 8:
+        if not _p_bytes_exact(args[8]):
+            return -1
+        auth = _p_bytes_data(args[8])
+        auth_len = _p_bytes_len(args[8])
+    if nargs > 9:
+        if not _p_bytes_exact(args[9]):
+            return -1
+        sp = _p_bytes_data(args[9])
+        sl = _p_bytes_len(args[9])
+    if nargs > 10:
+        if not _p_bytes_exact(args[10]):
+            return -1
+        dp = _p_bytes_data(args[10])
+        dl = _p_bytes_len(args[10])
+    if nargs > 11:
+        o = args[11]
+        if o != _p_True and o != _p_False:
+            return -1
+        pseudo = o == _p_True
+    if (vrid < 0 or vrid > 255 or prio < 0 or prio > 255 or at < 0 or at > 255 or auth_len > 8
+            or (sl != 0 and sl != 4 and sl != 16) or (dl != 0 and dl != 4 and dl != 16)
+            or (sl and dl and sl != dl)):
+        return -1
+    if version == 2:
+        if adv < 0 or adv > 255 or sl == 16 or dl == 16:
+            return -1
+    elif version == 3:
+        if adv < 0 or adv > 0xFFF or at or auth_len or not sl or not dl:
+            return -1
+        alen = <int>sl
+    else:
+        return -1
+    na = _p_bytes_len(args[6])
+    if na % alen or na // alen > 255:
+        return -1
+    length = 8 + na + (8 if version == 2 else 0)
+    cap = _p_bytearray_len(args[0])
+    if off < 0 or off + length > cap:
+        return -1
+    return _encode(_p_bytearray_data(args[0]) + off, <int>version, <int>vrid, <int>prio, <int>adv,
+                   _p_bytes_data(args[6]), na, <int>at, auth, auth_len, sp, dp, alen, pseudo)
+
+
 cdef object _encode_into_fast(PyObject *self, PyObject **args, Py_ssize_t nargs, PyObject *kwnames):
+    cdef Py_ssize_t n
     if (kwnames != NULL and PyTuple_GET_SIZE(kwnames)) or nargs < 7 or nargs > 12:
         return _slow(_encode_into_kw, args, nargs, kwnames)
+    n = _encode_common(args, nargs)
+    if n >= 0:
+        return n
     return _encode_into(<object>args[0], <object>args[1], <object>args[2], <object>args[3],
                         <object>args[4], <object>args[5], <object>args[6],
                         <object>args[7] if nargs > 7 else _ZERO,
@@ -1498,8 +1609,49 @@ def _decode_kw(data, src=b"", dst=b"", ttl=-1, expect=None):
 
 
 cdef object _decode_fast(PyObject *self, PyObject **args, Py_ssize_t nargs, PyObject *kwnames):
+    cdef Py_ssize_t n, sl = 0, dl = 0
+    cdef long ttl = -1
+    cdef const uint8_t *p
+    cdef vrrp_pkt_t pkt
+    cdef vrrp_expect_t *e = &_ANY
+    cdef int code
     if (kwnames != NULL and PyTuple_GET_SIZE(kwnames)) or nargs < 1 or nargs > 5:
         return _slow(_decode_kw, args, nargs, kwnames)
+    # the usual call -- bytes, valid addresses and TTL, an Expect or None -- without
+    # reference counting or copies; anything else takes the general path
+    if (_p_bytes_exact(args[0]) and (nargs < 2 or _p_bytes_exact(args[1]))
+            and (nargs < 3 or _p_bytes_exact(args[2])) and (nargs < 4 or _p_small_long(args[3], &ttl))
+            and (nargs < 5 or args[4] == <PyObject *>None or type(<object>args[4]) is Expect)):
+        if nargs > 1:
+            sl = _p_bytes_len(args[1])
+        if nargs > 2:
+            dl = _p_bytes_len(args[2])
+        n = _p_bytes_len(args[0])
+        if ((sl == 0 or sl == 4 or sl == 16) and (dl == 0 or dl == 4 or dl == 16)
+                and (sl == 0 or dl == 0 or sl == dl) and -1 <= ttl <= 255 and n >= 8):
+            p = _p_bytes_data(args[0])
+            if sl:
+                pkt.family = AF_INET if sl == 4 else AF_INET6
+            elif dl:
+                pkt.family = AF_INET if dl == 4 else AF_INET6
+            elif (p[0] >> 4) != 3 or n != 8 + 16 * p[3] or p[3] == 0:
+                pkt.family = AF_INET
+            else:
+                pkt.family = AF_INET6
+            pkt.data = p
+            pkt.ihl = 0
+            pkt.ah = -1
+            pkt.mo = 0
+            pkt.end = n
+            pkt.ttl = <int>ttl
+            pkt.src = _p_bytes_data(args[1]) if sl else NULL
+            pkt.dst = _p_bytes_data(args[2]) if dl else NULL
+            if nargs > 4 and args[4] != <PyObject *>None:
+                e = &(<Expect>args[4]).c
+            code = vrrp_check(&pkt, e, e != &_ANY)
+            if code:
+                raise _fail(code)
+            return _advert(<object>args[0], p, &pkt, <int>sl, <int>dl)
     return _decode(<object>args[0], <object>args[1] if nargs > 1 else _EMPTY,
                    <object>args[2] if nargs > 2 else _EMPTY, <object>args[3] if nargs > 3 else _MINUS_ONE,
                    <object>args[4] if nargs > 4 else None)
