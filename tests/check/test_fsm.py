@@ -394,3 +394,14 @@ def test_lvs_flush_on_stop(fake_loop: FakeLoop, mode: str) -> None:
     ops = [op for op, *_ in h.ipvs.log[n:]]
     assert ops == (["FLUSH"] if mode == "all" else ["DEL_SERVICE"])
     assert h.ipvs.services == {}
+
+
+def test_restart_over_a_table_left_behind_takes_it_over(fake_loop: FakeLoop) -> None:
+    h = Harness(fake_loop, cfg(vs(rs("10.1.0.1", weight=4))))
+    # A previous incarnation left the service with the dest inhibited at weight 0.
+    from fastka.check.sink import DestSpec
+
+    h.ipvs.new_service(SVC)
+    h.ipvs.new_dest(SVC, DestSpec("10.1.0.1", 80, 0, "NAT"))
+    h.start()
+    assert table(h) == {("10.1.0.1", 80): 4}

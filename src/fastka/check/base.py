@@ -115,6 +115,9 @@ class Target:
         )
 
     def sockaddr(self) -> tuple[Any, ...]:
+        if self.family == socket.AF_INET6 and self.bind_if:
+            # A link-local target needs the interface as its scope.
+            return (self.address, self.port, 0, socket.if_nametoindex(self.bind_if))
         return (self.address, self.port)
 
     def describe(self) -> str:

@@ -375,7 +375,13 @@ class VirtualServer:
                     self.sink.del_service(svc)
                 elif op == "new_dest":
                     assert dest is not None
-                    self.sink.new_dest(svc, dest)
+                    try:
+                        self.sink.new_dest(svc, dest)
+                    except IpvsError as exc:
+                        if exc.errno != errno.EEXIST:
+                            raise
+                        # Left by an earlier incarnation of this child: make the weight ours.
+                        self.sink.set_dest(svc, dest)
                 elif op == "set_dest":
                     assert dest is not None
                     try:
