@@ -683,3 +683,12 @@ def test_a_compiler_bug_is_a_fatal_diagnostic_not_a_traceback(monkeypatch: pytes
     assert [d.status for d in diags] == [Status.FATAL]
     assert diags[0].message.startswith(compile_mod.INTERNAL_ERROR) and "KeyError('bug')" in diags[0].message
     assert exit_code(diags) == 4 and isinstance(config, m.Config)
+
+
+def test_static_addresses_default_to_default_interface() -> None:
+    config, _ = compile_text(
+        "global_defs {\n default_interface bond0\n}\nstatic_ipaddress {\n 10.0.0.1/24\n 10.0.0.2 dev eth1\n}\n"
+    )
+    assert [a.dev for a in config.static_ipaddress] == ["bond0", "eth1"]
+    config, _ = compile_text("static_ipaddress {\n 10.0.0.1/24\n}\n")
+    assert config.static_ipaddress[0].dev == "eth0"

@@ -253,6 +253,9 @@ class Completer:
             gd.vrrp_garp_lower_prio_repeat = gd.vrrp_garp_master_repeat
         if gd.vmac_addr_prefix is None:
             gd.vmac_addr_prefix = gd.vmac_prefix
+        for address in self.config.static_ipaddress:
+            if address.dev is None:
+                address.dev = gd.default_interface
         for name in ("notify_fifo", "vrrp_notify_fifo", "lvs_notify_fifo"):
             fifo: m.NotifyFifo | None = getattr(gd, name)
             if fifo is not None and not fifo.path:
