@@ -8,6 +8,7 @@ and ignore replies that are not ours.
 
 from __future__ import annotations
 
+import _socket
 import itertools
 import os
 import socket
@@ -44,7 +45,7 @@ class PingProbe(DatagramProbe):
     def v6(self) -> bool:
         return self.target.family == socket.AF_INET6
 
-    def open(self) -> socket.socket:
+    def open(self) -> _socket.socket:
         proto = socket.IPPROTO_ICMPV6 if self.v6 else socket.IPPROTO_ICMP
         try:
             self.raw = False

@@ -8,6 +8,7 @@ allowed length matching the pattern must arrive in time.
 
 from __future__ import annotations
 
+import _socket
 import os
 import socket
 from typing import Any
@@ -30,7 +31,7 @@ class DatagramProbe:
         self.loop = loop
         self.target = target
         self.timeout = timeout
-        self.sock: socket.socket | None = None
+        self.sock: _socket.socket | None = None
         self._done: Done | None = None
         self._timer: Any = None
 
@@ -48,7 +49,7 @@ class DatagramProbe:
         self._timer = self.loop.call_at(t0 + self.timeout, self.on_timeout)
         self.loop.add_reader(sock.fileno(), self._on_readable)
 
-    def open(self) -> socket.socket:
+    def open(self) -> _socket.socket:
         return open_socket(self.target, self.sock_type, self.sock_proto)
 
     def request(self) -> bytes:
