@@ -26,7 +26,10 @@ global_defs {
     router_id lb1
 }
 vrrp_instance VI_1 {
-    interface lo
+    unicast_src_ip 127.0.0.1
+    unicast_peer {
+        127.0.0.2
+    }
     virtual_router_id 7
     virtual_ipaddress {
         10.0.0.1

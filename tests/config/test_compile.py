@@ -692,3 +692,10 @@ def test_static_addresses_default_to_default_interface() -> None:
     assert [a.dev for a in config.static_ipaddress] == ["bond0", "eth1"]
     config, _ = compile_text("static_ipaddress {\n 10.0.0.1/24\n}\n")
     assert config.static_ipaddress[0].dev == "eth0"
+
+
+def test_loopback_interface_is_refused() -> None:
+    _config, diags = compile_text(
+        "vrrp_instance VI_1 {\n interface lo\n virtual_router_id 3\n" + VIP + "\n}\n"
+    )
+    assert problems(diags) == ["(VI_1) cannot use the loopback interface lo for VRRP"]

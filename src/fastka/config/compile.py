@@ -358,6 +358,8 @@ class Completer:
         if inst.interface is None and inst.unicast_src_ip is None:
             diag.error(f"({name}) Unknown interface!", inst.location)
             return False
+        if inst.interface == "lo":
+            diag.error(f"({name}) cannot use the loopback interface lo for VRRP", self.at(inst, "interface"))
         # -- address family: VIPs first, then the unicast/multicast addresses
         family: m.Family | None = None
         if inst.native_ipv6:
