@@ -64,7 +64,6 @@ from fastka.ipvs.msg import (
     NLMSG_DONE,
     NLMSG_ERROR,
     NLMSGHDR,
-    OP,
     SERVICE,
     SOL_NETLINK,
 )
@@ -756,34 +755,35 @@ class Ipvs:
         """
         if not ops:
             return []
+        # Records for the codec: each service once (the ops of one service are usually
+        # consecutive, so the last one is checked first), each dest as it comes.
         svc_index: dict[int, int] = {}
-        dest_index: dict[int, int] = {}
         svc_recs: list[bytes] = []
         dest_recs: list[bytes] = []
-        op_recs = bytearray(OP.size * len(ops))
-        pack_op = OP.pack_into
-        for i, op in enumerate(ops):
-            s = op.service
-            si = svc_index.get(id(s))
-            if si is None:
-                si = svc_index[id(s)] = len(svc_recs)
-                svc_recs.append(s.record)
-            di = 0
-            if op.dest is not None:
-                d = op.dest
-                di_ = dest_index.get(id(d))
-                if di_ is None:
-                    di_ = dest_index[id(d)] = len(dest_recs)
-                    dest_recs.append(d.record)
-                di = di_
-            pack_op(op_recs, i * OP.size, op.cmd, si, di)
+        op_words = array("I")
+        add = op_words.extend
+        last_svc: Service | None = None
+        si = 0
+        for cmd, s, d in ops:
+            if s is not last_svc:
+                last_svc = s
+                found = svc_index.get(id(s))
+                if found is None:
+                    found = svc_index[id(s)] = len(svc_recs)
+                    svc_recs.append(s.record)
+                si = found
+            if d is None:
+                add((cmd, si, 0))
+            else:
+                add((cmd, si, len(dest_recs)))
+                dest_recs.append(d.record)
         svcs = b"".join(svc_recs)
         dests = b"".join(dest_recs)
         nops = len(ops)
         errs = array("i", bytes(4 * nops))
         seq = self._next_seq(nops)
         start = failed = 0
-        ops_b = bytes(op_recs)
+        ops_b = op_words.tobytes()
         lost: list[IpvsError] = []
         while start < nops:
             n, nxt = codec.build_batch(
