@@ -163,6 +163,22 @@ class Tuning:
     backoff_first: float = 0.5
     backoff_max: float = 30.0
 
+    @classmethod
+    def from_env(cls) -> Tuning:
+        """Defaults, or ``FASTKA_WATCHDOG=INTERVAL,TIMEOUT`` (seconds; for tests and for
+        sites that want a hung child found sooner)."""
+        tuning = cls()
+        value = os.environ.get("FASTKA_WATCHDOG", "")
+        if value:
+            try:
+                interval, _, timeout = value.partition(",")
+                tuning.hello_interval = float(interval)
+                if timeout:
+                    tuning.hello_timeout = float(timeout)
+            except ValueError:
+                log.warning("FASTKA_WATCHDOG=%r ignored (INTERVAL,TIMEOUT in seconds)", value)
+        return tuning
+
 
 def resolve_factory(target: str | SubsystemFactory) -> SubsystemFactory:
     if not isinstance(target, str):
@@ -256,7 +272,7 @@ class Parent:
         self.factory_targets: dict[str, str | SubsystemFactory] = dict(SUBSYSTEMS)
         self.factory_targets.update(factories or {})
         self.factories: dict[str, SubsystemFactory] = {}
-        self.tuning = tuning or Tuning()
+        self.tuning = tuning or Tuning.from_env()
         self.loaded: Loaded | None = None
         self.loop: Loop | None = None
         self.procs: dict[str, _Proc] = {}
@@ -515,7 +531,11 @@ class Parent:
         health["pid"] = pid
         health["started"] = time.time()
         health["last_hello"] = health["hello_rtt"] = None
-        log.info("Starting %s child process, pid=%d", proc.title, pid)
+        if proc.checkpoint is not None:
+            log.info("Starting %s child process, pid=%d, resuming the previous one's state", proc.title, pid)
+            log.debug("%s checkpoint handed over: %r", proc.title, proc.checkpoint)
+        else:
+            log.info("Starting %s child process, pid=%d", proc.title, pid)
         self._status_changed()
 
     def _forget_in_child(self) -> None:
