@@ -130,9 +130,9 @@ def test_reload_storm(fastka: Make) -> None:
 
 
 KEEPALIVED_CONF = """\
+child_wait_time 2
 global_defs {
     router_id lb1
-    child_wait_time 2
 }
 vrrp_instance VI_1 {
     state MASTER
@@ -165,6 +165,7 @@ def test_real_keepalived_conf(fastka: Make) -> None:
     fk.write_config(KEEPALIVED_CONF)
     fk.start(roles=("vrrp",), FASTKA_TEST_REAL_CONFIG="1")
     assert "------< Global definitions >------" in fk.log(), "-d dumps the configuration"
+    assert "Unknown keyword" not in fk.log()
     fk.kill(signal.SIGUSR1)
     parent = fk.tmp / "keepalived_parent.data"
     wait_for(lambda: "virtual_router_id" in parent.read_text(), what="parent dump with the configuration")
