@@ -28,8 +28,9 @@ Departures from Keepalived, on purpose:
   that names that master and suggests checking IP protocol 112 / multicast (USERS.md
   §1.2), and a MASTER that keeps hearing a lower-priority master (the other side does not
   hear us: a one-way block) warns after a few intervals.
-* An advert whose address list differs from ours is accepted (Keepalived >= 2.3, counted
-  and logged once), not discarded as 2.2.7 does: discarding it makes a second master.
+* Refused adverts that betray a configuration mismatch (authentication, version,
+  interval, address list ...) are logged as warnings, once per reason until the next
+  transition (the router does this).
 """
 
 from __future__ import annotations

@@ -130,6 +130,22 @@ _REASON_TEXT: dict[int, str] = {
     Reason.ADDRESS_MISMATCH: "address list differs",
 }
 
+# refusals that mean the two routers are configured differently: logged as warnings
+_CONFIG_MISMATCH = frozenset(
+    {
+        Reason.AH_UNEXPECTED,
+        Reason.AH_MISSING,
+        Reason.BAD_VERSION,
+        Reason.AUTH_TYPE_MISMATCH,
+        Reason.AUTH_DATA_MISMATCH,
+        Reason.BAD_AH_ICV,
+        Reason.ADVER_INT_MISMATCH,
+        Reason.ADDRESS_MISMATCH,
+        Reason.EXPECTED_UNICAST,
+        Reason.EXPECTED_MULTICAST,
+    }
+)
+
 FAULT_NODEV = "nodev"
 FAULT_SADDR = "saddr"
 FAULT_CONFIG = "config"
@@ -236,14 +252,20 @@ class Slot:
     def all_addresses(self) -> list[IpAddress]:
         return [*self.cfg.virtual_ipaddress, *self.cfg.virtual_ipaddress_excluded]
 
+    @property
+    def addr_ifname(self) -> str:
+        """Where our source address comes from: IPv4 from the base interface (a VMAC has
+        no IPv4 address of its own), IPv6 the link-local of the interface we send on."""
+        return self.base_ifname if self.family == AF_INET else self.io_ifname
+
     def source_address(self) -> bytes | None:
         cfg = self.cfg
         configured = cfg.unicast_src_ip or cfg.mcast_src_ip
         if configured is not None:
             return configured.packed
-        if not self.io_ifname:
+        if not self.addr_ifname:
             return None
-        iface = self.router.iface(self.io_ifname)
+        iface = self.router.iface(self.addr_ifname)
         self.router.refresh_addresses(iface)
         return iface.primary4 if self.family == AF_INET else iface.link_local6
 
@@ -258,7 +280,9 @@ class Slot:
             v3_checksum_as_v2=not self.pseudo_header,
             old_unicast_checksum=cfg.old_unicast_checksum != "never",
             addresses=self.vip_packed if self.vip_packed else None,
-            strict_addresses=False,
+            # Keepalived 2.2.7 ignores an advert whose address list differs from its own;
+            # so do we: "a different VIP set" is a configuration error, not a master
+            strict_addresses=True,
         )
 
     def attach(self, now: float) -> None:
@@ -283,9 +307,9 @@ class Slot:
                     "(%s) no usable %s source address on %s",
                     self.name,
                     "IPv4" if self.family == AF_INET else "IPv6 link-local",
-                    self.io_ifname,
+                    self.addr_ifname,
                 )
-            inst.set_fault(now, FAULT_SADDR, f"no source address on {self.io_ifname}")
+            inst.set_fault(now, FAULT_SADDR, f"no source address on {self.addr_ifname}")
             self.saddr = None
         else:
             changed = saddr != self.saddr
@@ -721,11 +745,14 @@ class Router:
                     "VRRP packet from %s ignored: %s (counted; further ones are not logged)", _fmt(src), text
                 )
             return
-        log.info(
-            "(%s) packet from %s ignored: %s (counted; further ones are not logged until the next transition)",
+        mismatch = reason in _CONFIG_MISMATCH
+        log.log(
+            logging.WARNING if mismatch else logging.INFO,
+            "(%s) packet from %s ignored: %s%s (counted; not logged again until the next transition)",
             slot.name,
             _fmt(src),
             text,
+            " -- are both routers configured alike?" if mismatch else "",
         )
 
     def engine_send_error(self, sid: int, err: int) -> None:
@@ -891,7 +918,7 @@ class Router:
         names, self._addr_refresh_pending = self._addr_refresh_pending, set()
         now = self.loop.time()
         for slot in self.slots.values():
-            if slot.io_ifname in names:
+            if slot.io_ifname in names or slot.addr_ifname in names:
                 slot.attach(now)
 
     def _check_vips(self) -> None:
