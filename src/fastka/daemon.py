@@ -162,6 +162,7 @@ class Tuning:
     stable_time: float = 60.0  # a child that lived this long resets its back-off
     backoff_first: float = 0.5
     backoff_max: float = 30.0
+    ready_timeout: float = 10.0  # READY=1 at the latest this long after start-up
 
     @classmethod
     def from_env(cls) -> Tuning:
@@ -299,6 +300,8 @@ class Parent:
         self._refresh_callbacks: list[Callable[[], None]] = []
         self._refresh_timer: Timer | None = None
         self._refresh_id = 0
+        self._ready_sent = False
+        self._ready_timer: Timer | None = None
 
     # ---------------------------------------------------------------- start-up
 
@@ -428,7 +431,11 @@ class Parent:
         for role in sorted(self._wanted):
             self._to_start.add(role)
         self.board.daemon["state"] = "running"
-        systemd.ready(self._systemd_status())
+        # READY=1 once every child runs its subsystem (or no child is needed: Keepalived
+        # PR #2662), at the latest after ready_timeout so that a slow or crash-looping child
+        # shows in `systemctl status` rather than as a start-up timeout.
+        self._ready_timer = loop.call_later(self.tuning.ready_timeout, self._send_ready)
+        self._maybe_ready()
         if not self._wanted:
             log.info("No VRRP or virtual server configuration: running without children")
         while True:
@@ -567,7 +574,9 @@ class Parent:
             proc.started_ok = True
             if health["state"] == "starting":
                 health["state"] = "running"
-            systemd.status(self._systemd_status())
+            if self._ready_sent:
+                systemd.status(self._systemd_status())
+            self._maybe_ready()
             self._status_changed()
         elif op == "status":
             proc.section = msg.get("status")
@@ -729,9 +738,8 @@ class Parent:
             reloads["failed"] += 1
             reloads["last"] = {"time": time.time(), "ok": False, "error": problems[0] if problems else "?"}
             self.board.daemon["state"] = "running"
-            systemd.ready(
-                f"Reload failed, running the previous configuration: {problems[0] if problems else ''}"
-            )
+            first = problems[0] if problems else ""
+            self._send_ready(f"Reload failed, running the previous configuration: {first}", again=True)
             self._status_changed()
             return
         wanted = self._wanted_roles(loaded.facts)
@@ -742,7 +750,7 @@ class Parent:
             reloads["failed"] += 1
             reloads["last"] = {"time": time.time(), "ok": False, "error": str(exc)}
             self.board.daemon["state"] = "running"
-            systemd.ready(self._systemd_status())
+            self._send_ready(again=True)
             return
         self.loaded = loaded
         self.board.daemon["config_loaded"] = time.time()
@@ -797,7 +805,7 @@ class Parent:
             reloads["last"] = {"time": time.time(), "ok": True, "error": None}
             log.info("Reload finished")
         self.board.daemon["state"] = "running" if not self._stopping else "stopping"
-        systemd.ready(self._systemd_status())
+        self._send_ready(again=True)
         self._status_changed()
         if self._reload_again and not self._stopping:
             self._reload_again = False
@@ -913,6 +921,21 @@ class Parent:
         return "\n".join(lines) + "\n"
 
     # ---------------------------------------------------------------- status
+
+    def _maybe_ready(self) -> None:
+        if self._ready_sent:
+            return
+        if all((p := self.procs.get(r)) is not None and p.started_ok for r in self._wanted):
+            self._send_ready()
+
+    def _send_ready(self, status_text: str | None = None, *, again: bool = False) -> None:
+        """READY=1 (once at start-up; ``again`` after each reload, as systemd expects)."""
+        if self._ready_timer is not None:
+            self._ready_timer.cancel()
+            self._ready_timer = None
+        if not self._ready_sent or again:
+            self._ready_sent = True
+            systemd.ready(status_text or self._systemd_status())
 
     def _systemd_status(self) -> str:
         running = [

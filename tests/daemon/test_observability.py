@@ -239,6 +239,8 @@ def test_sd_notify(fastka: Make) -> None:
     usec = int(next(x for x in reloading if x.startswith("MONOTONIC_USEC="))[15:])
     assert abs(usec - time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000) < 60_000_000
     assert all("STATUS=" in m for m in notify.messages if m.startswith("READY=1"))
+    first_ready = next(m for m in notify.messages if m.startswith("READY=1"))
+    assert "checker (pid" in first_ready and "vrrp (pid" in first_ready, "READY=1 once the children run"
     # only the parent notifies: the children dropped NOTIFY_SOCKET
     assert all("MAINPID" not in m for m in notify.messages)
 
