@@ -2,8 +2,8 @@
 
 Only the parent notifies: children would need ``NotifyAccess=all`` (Keepalived #1783), so
 they drop ``NOTIFY_SOCKET`` from their environment right after fork. The messages are
-``READY=1`` after the first configuration load (also when no child is needed, which
-Keepalived forgot: PR #2662), ``RELOADING=1`` with ``MONOTONIC_USEC=`` on SIGHUP (systemd
+``READY=1`` after the first configuration load once every child runs (at once when no
+child is needed, which Keepalived forgot: PR #2662), ``RELOADING=1`` with ``MONOTONIC_USEC=`` on SIGHUP (systemd
 >= 253 requires the timestamp for ``Type=notify-reload``) then ``READY=1`` again,
 ``STOPPING=1``, free-form ``STATUS=`` and ``WATCHDOG=1`` when ``WatchdogSec=`` is set.
 
