@@ -491,6 +491,12 @@ def main(argv: list[str]) -> int:
     except (OSError, ValueError) as exc:
         where = args.file or args.http or args.socket or DEFAULT_SOCKET
         print(f"fastka status: cannot read the status from {where}: {exc}", file=sys.stderr)
+        if not (args.file or args.http or args.socket):
+            print(
+                "(the endpoint is off by default: fastka_status_socket in global_defs or "
+                "--status-socket; see docs/status.md)",
+                file=sys.stderr,
+            )
         return 1
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA_VERSION:
         print(f"fastka status: unknown status schema {doc.get('schema') if isinstance(doc, dict) else '?'}")
