@@ -162,6 +162,7 @@ _LOCATION = re.compile(r"^\((?:(?P<file>[^:]*): )?Line (?P<line>\d+)\) (?P<text>
 
 @pytest.mark.root
 @pytest.mark.netns
+@pytest.mark.slow
 def test_samples_end_to_end_in_a_namespace(tmp_path: Path) -> None:
     require_root()
     unshare = require_tool("unshare")

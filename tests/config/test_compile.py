@@ -699,3 +699,21 @@ def test_loopback_interface_is_refused() -> None:
         "vrrp_instance VI_1 {\n interface lo\n virtual_router_id 3\n" + VIP + "\n}\n"
     )
     assert problems(diags) == ["(VI_1) cannot use the loopback interface lo for VRRP"]
+
+
+def test_match_by_key_for_reload() -> None:
+    old, _ = compile_text(
+        "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n" + VIP + "\n}\n"
+        "vrrp_instance B {\n interface eth0\n virtual_router_id 2\n" + VIP + "\n}\n"
+        "vrrp_instance C {\n interface eth0\n virtual_router_id 3\n" + VIP + "\n}\n"
+    )
+    new, _ = compile_text(
+        "vrrp_instance A2 {\n interface eth0\n virtual_router_id 1\n" + VIP + "\n}\n"
+        "vrrp_instance B {\n interface eth0\n virtual_router_id 2\n priority 50\n" + VIP + "\n}\n"
+        "vrrp_instance D {\n interface eth0\n virtual_router_id 4\n" + VIP + "\n}\n"
+    )
+    matched = m.match_by_key(old.vrrp_instances.values(), new.vrrp_instances.values(), m.VrrpInstance.key)
+    assert [i.name for i in matched.removed] == ["C"]
+    assert [i.name for i in matched.added] == ["D"]
+    assert [(a.name, b.name) for a, b in matched.changed] == [("A", "A2"), ("B", "B")]
+    assert matched.unchanged == []

@@ -236,7 +236,10 @@ def _all_model_classes() -> list[type]:
     return [
         obj
         for obj in vars(m).values()
-        if isinstance(obj, type) and dataclasses.is_dataclass(obj) and obj.__module__ == m.__name__
+        if isinstance(obj, type)
+        and dataclasses.is_dataclass(obj)
+        and obj.__module__ == m.__name__
+        and obj is not m.Matched  # a reload helper, not part of the document
     ]
 
 

@@ -26,6 +26,7 @@ Conventions:
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from ipaddress import (
     IPv4Address,
@@ -35,7 +36,7 @@ from ipaddress import (
     IPv6Interface,
     IPv6Network,
 )
-from typing import ClassVar, NamedTuple
+from typing import ClassVar, Generic, NamedTuple, TypeVar
 
 IPAddress = IPv4Address | IPv6Address
 IPInterface = IPv4Interface | IPv6Interface
@@ -1093,3 +1094,43 @@ class Config:
     def has_checker(self) -> bool:
         """Whether a checker child is needed (any virtual_server)."""
         return bool(self.virtual_servers)
+
+
+# --------------------------------------------------------------------------- reload matching
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Matched(Generic[T]):
+    """Old and new objects paired by identity key (what a reload diff starts from)."""
+
+    removed: list[T] = field(default_factory=list)  # only in the old configuration
+    added: list[T] = field(default_factory=list)  # only in the new one
+    changed: list[tuple[T, T]] = field(default_factory=list)  # same key, different settings
+    unchanged: list[tuple[T, T]] = field(default_factory=list)  # same key, equal
+
+
+def match_by_key(old: Iterable[T], new: Iterable[T], key: Callable[[T], Hashable]) -> Matched[T]:
+    """Pair ``old`` and ``new`` objects by ``key`` (e.g. ``VrrpInstance.key``), in order.
+
+    Keys are expected to be unique on each side; for a repeated key the first wins.
+    """
+    result: Matched[T] = Matched()
+    old_by_key: dict[Hashable, T] = {}
+    for item in old:
+        old_by_key.setdefault(key(item), item)
+    seen: set[Hashable] = set()
+    for item in new:
+        k = key(item)
+        if k in seen:
+            continue
+        seen.add(k)
+        previous = old_by_key.get(k)
+        if previous is None:
+            result.added.append(item)
+        elif previous == item:
+            result.unchanged.append((previous, item))
+        else:
+            result.changed.append((previous, item))
+    result.removed = [item for k, item in old_by_key.items() if k not in seen]
+    return result
