@@ -12,8 +12,11 @@ Public API::
 * :func:`exit_code` is the ``--config-test`` exit code for the diagnostics,
   :func:`has_errors` whether the configuration has problems (the daemon's reload check).
 * Reload: compile the new file and match old and new objects by their ``key()``
-  (``VrrpInstance.key()``, ``VirtualServer.key()``, ``RealServer.key()`` ...).
-* :mod:`fastka.config.json` dumps a Config to JSON and reads it back.
+  (``VrrpInstance.key()``, ``VirtualServer.key()``, ``RealServer.key()`` ...);
+  :func:`fastka.config.model.match_by_key` pairs them (removed/added/changed/unchanged).
+* :mod:`fastka.config.jsonio` dumps a Config to JSON and reads it back
+  (``docs/config-json.md``); :mod:`fastka.config.check` has ``fastka -t``
+  (``run_config_test``), the ``-d`` dump (``dump_config``) and ``load_from_options``.
 """
 
 from fastka.config.compile import Host, interface_exists, load, loads
