@@ -142,15 +142,41 @@ def _field(name: str, value: Any, indent: int) -> list[str]:
             return [f"{pad}{name} = (none)"]
         if not any(dataclasses.is_dataclass(v) for v in value):
             return [f"{pad}{name} = {' '.join(_scalar(v) for v in value)}"]
-        out = []
+        out = [f"{pad}{name}"]
         for item in value:
             if isinstance(item, m.Script):
-                out.append(f"{pad}{name} = {_scalar(item)}")
+                out.append(f"{pad}  - {_scalar(item)}")
+            elif isinstance(item, m.RealServer | m.Checker | m.Url):
+                out.append(f"{pad}  - {_compact(item)}")
+                out.extend(_lines(item, indent + 2))
             else:
-                out.append(f"{pad}{name}")
-                out.extend(_lines(item, indent + 1))
+                out.append(f"{pad}  - {_compact(item)}")
         return out
     return [f"{pad}{name}", *_lines(value, indent + 1)]
+
+
+def _compact(obj: Any) -> str:
+    """One line: the fields that differ from the class defaults."""
+    if isinstance(obj, m.RealServer):
+        return f"[{obj.address}]:{obj.port}"
+    if isinstance(obj, m.Checker):
+        return obj.TYPE
+    if isinstance(obj, m.Url):
+        return obj.path
+    parts = []
+    for f in dataclasses.fields(obj):
+        if f.name == "location":
+            continue
+        value = getattr(obj, f.name)
+        if f.default is not dataclasses.MISSING and value == f.default:
+            continue
+        if f.default_factory is not dataclasses.MISSING and value == f.default_factory():
+            continue
+        if dataclasses.is_dataclass(value) and not isinstance(value, m.Script):
+            parts.append(f"{f.name}=({_compact(value)})")
+        else:
+            parts.append(f"{f.name}={_scalar(value)}")
+    return " ".join(parts) or "-"
 
 
 def dump_text(config: m.Config) -> str:
