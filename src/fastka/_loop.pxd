@@ -78,7 +78,7 @@ cdef struct fk_io:
     void *loop             # the Loop while started, NULL when stopped
 
 cdef struct fk_fdent:
-    PyObject *rcb          # reader callback (strong), or the Waiter when rargs is NULL
+    PyObject *rcb          # reader callback (strong); a Waiter or datagram reader when rargs is NULL
     PyObject *rargs        # reader args tuple (strong)
     PyObject *wcb
     PyObject *wargs
@@ -105,6 +105,11 @@ cdef class Loop:
     cdef fk_io sig_io
     cdef void *events              # struct epoll_event[nevents]
     cdef int nevents
+    cdef char *rbuf                # datagram readers' scratch: batch x bufsize
+    cdef size_t rbuf_size
+    cdef void *rmsgs               # struct mmsghdr[nrmsgs] and struct iovec[nrmsgs]
+    cdef void *riov
+    cdef int nrmsgs
 
     cdef double now(self) except? -1.0
     cdef int ensure_fd(self, int fd) except -1
@@ -118,6 +123,7 @@ cdef class Loop:
     cdef int raise_deferred(self) except -1
     cdef int dispatch_fds(self, int n) except -1
     cdef int call_slot(self, int fd, int slot) except -1
+    cdef int read_datagrams(self, int fd, object dg) except -1
     cdef int dispatch_timers(self) except -1
     cdef void release(self) noexcept
 

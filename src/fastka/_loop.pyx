@@ -14,6 +14,8 @@ an hour) cost O(levels) per occupied slot, not O(ticks). Arm, cancel and re-arm 
 """
 
 cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF, Py_INCREF
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
@@ -406,6 +408,14 @@ cdef inline void call_py1(Loop loop, object cb, object arg) noexcept:
     except BaseException as e:
         loop.deferred = e
 
+cdef inline void call_py2(Loop loop, object cb, object a, object b) noexcept:
+    try:
+        cb(a, b)
+    except Exception:
+        _log_exception(cb)
+    except BaseException as e:
+        loop.deferred = e
+
 cdef void _log_exception(object cb) noexcept:
     try:
         _logger.exception("exception in loop callback %r", cb)
@@ -590,6 +600,106 @@ cdef void waiter_timeout(fk_timer *ft, void *data) noexcept:
     call_py1(loop, w.callback, False)
 
 
+# --- datagram readers --------------------------------------------------------------------
+
+@cython.final
+cdef class _Dgram:
+    """The reader of an fd added with Loop.add_datagram_reader."""
+    cdef object callback
+    cdef tuple args
+    cdef object error_callback
+    cdef int batch
+    cdef int bufsize
+    cdef int bursting           # the last wake-up found several datagrams: recvmmsg(batch)
+    cdef int probe              # single mode: wake-ups until the next recvmmsg(batch) probe
+
+
+cdef int buffer_of(object data, Py_buffer *view, const char **p, Py_ssize_t *n) except -1:
+    """Point p/n at data's bytes: bytes directly (0), anything else through the buffer
+    protocol (1: the view must be released)."""
+    if PyBytes_CheckExact(data):
+        p[0] = PyBytes_AS_STRING(data)
+        n[0] = PyBytes_GET_SIZE(data)
+        return 0
+    PyObject_GetBuffer(data, view, PyBUF_SIMPLE)
+    p[0] = <const char *>view.buf
+    n[0] = view.len
+    return 1
+
+
+# --- connect checks --------------------------------------------------------------------------
+
+cdef int sockaddr_of(object host, object port, sockaddr_storage *ss, socklen_t *size) except -1:
+    """A numeric IPv4/IPv6 address (no name lookup) and a port -> sockaddr; the family."""
+    cdef sockaddr_in *sin = <sockaddr_in *>ss
+    cdef sockaddr_in6 *sin6 = <sockaddr_in6 *>ss
+    cdef int p = port
+    cdef bytes b = host.encode("ascii") if isinstance(host, str) else bytes(host)
+    if not 0 <= p <= 65535:
+        raise ValueError(f"port out of range: {port}")
+    memset(ss, 0, sizeof(sockaddr_storage))
+    if inet_pton(AF_INET, b, &sin.sin_addr) == 1:
+        sin.sin_family = AF_INET
+        sin.sin_port = htons(<uint16_t>p)
+        size[0] = sizeof(sockaddr_in)
+        return AF_INET
+    if inet_pton(AF_INET6, b, &sin6.sin6_addr) == 1:
+        sin6.sin6_family = AF_INET6
+        sin6.sin6_port = htons(<uint16_t>p)
+        size[0] = sizeof(sockaddr_in6)
+        return AF_INET6
+    raise ValueError(f"not an IP address: {host!r}")
+
+
+@cython.final
+cdef class ConnectCheck:
+    """A pending ``Loop.connect_check``."""
+
+    cdef Loop loop
+    cdef int fd                 # -1 once settled or cancelled
+    cdef int result             # errno known at once (reported next iteration), or -1
+    cdef object callback
+    cdef fk_io io
+    cdef fk_timer timer
+
+    def __init__(self) -> None:
+        raise TypeError("checks are made by Loop.connect_check")
+
+    @property
+    def active(self) -> bool:
+        """Still pending (neither reported nor cancelled)."""
+        return self.fd >= 0
+
+    def cancel(self) -> None:
+        """Abort: the socket is closed, the callback not called. Idempotent."""
+        if self.fd >= 0:
+            self.finish()
+
+    cdef void finish(self) noexcept:
+        fk_io_stop(&self.io)
+        fk_timer_stop(&self.timer)
+        close(self.fd)
+        self.fd = -1
+        Py_DECREF(self)  # the pending reference (the caller holds another)
+
+
+cdef void check_ready(fk_io *io, uint32_t events, void *data) noexcept:
+    cdef ConnectCheck c = <ConnectCheck>data
+    cdef int err = 0
+    cdef socklen_t size = sizeof(err)
+    if getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &size) < 0:
+        err = errno
+    c.finish()
+    call_py1(c.loop, c.callback, err)
+
+
+cdef void check_timer(fk_timer *t, void *data) noexcept:
+    cdef ConnectCheck c = <ConnectCheck>data
+    cdef int err = ETIMEDOUT if c.result < 0 else c.result
+    c.finish()
+    call_py1(c.loop, c.callback, err)
+
+
 # --- children -----------------------------------------------------------------------------
 
 @cython.final
@@ -738,6 +848,11 @@ cdef class Loop:
         self.nfds = 0
         self.events = NULL
         self.nevents = 0
+        self.rbuf = NULL
+        self.rbuf_size = 0
+        self.rmsgs = NULL
+        self.riov = NULL
+        self.nrmsgs = 0
         self.is_closed = True  # until __init__ succeeds
         self.sig_ours[0] = 0
         self.sig_ours[1] = 0
@@ -907,7 +1022,7 @@ cdef class Loop:
                 Py_DECREF_p(nargs)
             raise
         if ocb != NULL:
-            if oargs == NULL:
+            if oargs == NULL and type(<object>ocb) is Waiter:
                 (<Waiter>ocb).finish()
             Py_DECREF_p(ocb)
             Py_XDECREF_p(oargs)
@@ -941,7 +1056,7 @@ cdef class Loop:
                 ent.mask = 0
         else:
             self.epoll_apply(fd, ent, False)
-        if oargs == NULL:
+        if oargs == NULL and type(<object>ocb) is Waiter:
             (<Waiter>ocb).finish()
         Py_DECREF_p(ocb)
         Py_XDECREF_p(oargs)
@@ -989,6 +1104,220 @@ cdef class Loop:
     def wait_writable(self, fd, timeout, callback) -> Waiter:
         """One-shot: ``callback(True)`` when ``fd`` is writable, ``callback(False)`` on timeout."""
         return self.wait(fd, 1, timeout, callback)
+
+    # --- datagrams -----------------------------------------------------------------
+
+    def add_datagram_reader(self, fd, callback, *args, error_callback=None, int batch=16,
+                            int bufsize=2048) -> None:
+        """Read the datagrams of ``fd`` in the loop: ``callback(*args, data)`` for each.
+
+        Up to ``batch`` datagrams per wake-up (one recvmmsg), each up to ``bufsize`` bytes
+        (longer ones are truncated). A read error (e.g. ECONNREFUSED on a connected UDP
+        socket) goes to ``error_callback(exc)``. Occupies the fd's reader slot.
+        """
+        if not 1 <= batch <= 1024 or bufsize < 1:
+            raise ValueError("batch must be 1..1024 and bufsize >= 1")
+        cdef _Dgram dg = _Dgram.__new__(_Dgram)
+        dg.callback = callback
+        dg.args = args
+        dg.error_callback = error_callback
+        dg.batch = batch
+        dg.bufsize = bufsize
+        dg.bursting = 0
+        dg.probe = 1
+        self.fd_set(_fileno(fd), 0, dg, None)
+
+    cdef int read_datagrams(self, int fd, object dgo) except -1:
+        cdef _Dgram dg = <_Dgram>dgo
+        cdef int i, n, e
+        cdef size_t need = <size_t>dg.batch * <size_t>dg.bufsize
+        cdef void *p
+        cdef mmsghdr *msgs
+        cdef iovec *iov
+        cdef char *buf
+        cdef int vlen
+        cdef ssize_t r
+        if need > self.rbuf_size:
+            p = PyMem_Realloc(self.rbuf, need)
+            if p == NULL:
+                raise MemoryError()
+            self.rbuf = <char *>p
+            self.rbuf_size = need
+        if dg.batch > self.nrmsgs:
+            p = PyMem_Realloc(self.rmsgs, dg.batch * sizeof(mmsghdr))
+            if p == NULL:
+                raise MemoryError()
+            self.rmsgs = p
+            p = PyMem_Realloc(self.riov, dg.batch * sizeof(iovec))
+            if p == NULL:
+                raise MemoryError()
+            self.riov = p
+            self.nrmsgs = dg.batch
+        msgs = <mmsghdr *>self.rmsgs
+        iov = <iovec *>self.riov
+        buf = self.rbuf
+        # One datagram per wake-up is the common case (a reply, an advert): recv() then,
+        # as recvmmsg() would try (and fail) to read a second one. After a burst, or on
+        # every 16th wake-up as a probe, read a whole batch with one recvmmsg().
+        vlen = 1
+        if dg.batch > 1:
+            if dg.bursting:
+                vlen = dg.batch
+            else:
+                dg.probe -= 1
+                if dg.probe <= 0:
+                    dg.probe = 16
+                    vlen = dg.batch
+        if vlen == 1:
+            r = recv(fd, buf, dg.bufsize, MSG_DONTWAIT)
+            n = -1 if r < 0 else 1
+            msgs[0].msg_len = <unsigned int>r
+        else:
+            memset(msgs, 0, vlen * sizeof(mmsghdr))
+            for i in range(vlen):
+                iov[i].iov_base = buf + <size_t>i * dg.bufsize
+                iov[i].iov_len = dg.bufsize
+                msgs[i].msg_hdr.msg_iov = &iov[i]
+                msgs[i].msg_hdr.msg_iovlen = 1
+            n = recvmmsg(fd, msgs, vlen, MSG_DONTWAIT, NULL)
+            dg.bursting = n > 1
+        if n < 0:
+            e = errno
+            if e == EAGAIN or e == EINTR:
+                return 0
+            exc = _oserror(e)
+            if dg.error_callback is not None:
+                call_py1(self, dg.error_callback, exc)
+            else:
+                _logger.debug("datagram reader on fd %d: %s", fd, exc)
+            return 0
+        for i in range(n):
+            data = PyBytes_FromStringAndSize(buf + <size_t>i * dg.bufsize, msgs[i].msg_len)
+            if PyTuple_GET_SIZE(dg.args) == 0:
+                call_py1(self, dg.callback, data)
+            elif PyTuple_GET_SIZE(dg.args) == 1:
+                call_py2(self, dg.callback, <object>PyTuple_GET_ITEM(dg.args, 0), data)
+            else:
+                call_py(self, dg.callback, dg.args + (data,))
+            if self.deferred is not None or fd >= self.nfds or self.fds[fd].rcb != <PyObject *>dgo:
+                break  # stopped, or the reader was removed or replaced: drop the rest
+        return 0
+
+    def send_datagram(self, fd, data) -> int:
+        """send() one datagram on a connected socket without blocking; the bytes sent."""
+        cdef int n = _fileno(fd)
+        cdef Py_buffer view
+        cdef const char *p
+        cdef Py_ssize_t size
+        cdef ssize_t r
+        cdef int release = buffer_of(data, &view, &p, &size)
+        r = send(n, p, size, MSG_DONTWAIT)
+        if release:
+            PyBuffer_Release(&view)
+        if r < 0:
+            raise _oserror(errno)
+        return r
+
+    def send_datagrams(self, fd, datagrams) -> int:
+        """sendmmsg() several datagrams on a connected socket in one call, without
+        blocking; how many were sent (raises if not even the first one was)."""
+        cdef int n = _fileno(fd)
+        cdef list items = list(datagrams)
+        cdef Py_ssize_t count = len(items), i, got = 0
+        cdef mmsghdr *msgs
+        cdef iovec *iov
+        cdef Py_buffer *views
+        cdef char *held
+        cdef const char *p
+        cdef Py_ssize_t size
+        cdef int r, e = 0
+        if count == 0:
+            return 0
+        if count > 1024:
+            count = 1024  # (UIO_MAXIOV: sendmmsg takes no more at once)
+        msgs = <mmsghdr *>PyMem_Malloc(count * (sizeof(mmsghdr) + sizeof(iovec) + sizeof(Py_buffer) + 1))
+        if msgs == NULL:
+            raise MemoryError()
+        iov = <iovec *>(msgs + count)
+        views = <Py_buffer *>(iov + count)
+        held = <char *>(views + count)
+        try:
+            memset(msgs, 0, count * sizeof(mmsghdr))
+            for i in range(count):
+                held[i] = <char>buffer_of(items[i], &views[i], &p, &size)
+                got = i + 1
+                iov[i].iov_base = <void *>p
+                iov[i].iov_len = size
+                msgs[i].msg_hdr.msg_iov = &iov[i]
+                msgs[i].msg_hdr.msg_iovlen = 1
+            r = sendmmsg(n, msgs, <unsigned int>count, MSG_DONTWAIT)
+            e = errno
+        finally:
+            for i in range(got):
+                if held[i]:
+                    PyBuffer_Release(&views[i])
+            PyMem_Free(msgs)
+        if r < 0:
+            raise _oserror(e)
+        return r
+
+    # --- connect checks -------------------------------------------------------------
+
+    def connect_check(self, host, port, double timeout, callback, *, source=None, mark=None) -> ConnectCheck:
+        """Keepalived's TCP_CHECK: a non-blocking TCP connect to ``host`` (a numeric IPv4
+        or IPv6 address) and ``port``, then close; ``callback(err)`` once, in a later
+        iteration: 0 when connected, the errno otherwise (ECONNREFUSED, ETIMEDOUT when
+        ``timeout`` passes first, ...). ``source=(addr, port)`` binds first, ``mark`` sets
+        SO_MARK. Errors setting the socket up raise here.
+        """
+        cdef sockaddr_storage dst, src
+        cdef socklen_t dlen, slen
+        cdef int af, fd, m, r, e
+        cdef ConnectCheck c
+        if self.is_closed:
+            raise RuntimeError("the loop is closed")
+        if timeout != timeout:
+            raise ValueError("timeout is NaN")
+        af = sockaddr_of(host, port, &dst, &dlen)
+        fd = socket(af, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
+        if fd < 0:
+            raise _oserror(errno)
+        try:
+            if mark is not None:
+                m = mark
+                if setsockopt(fd, SOL_SOCKET, SO_MARK, &m, sizeof(m)) < 0:
+                    raise _oserror(errno)
+            if source is not None:
+                sockaddr_of(source[0], source[1], &src, &slen)
+                if bind(fd, <sockaddr *>&src, slen) < 0:
+                    raise _oserror(errno)
+        except BaseException:
+            close(fd)
+            raise
+        c = ConnectCheck.__new__(ConnectCheck)
+        c.loop = self
+        c.fd = fd
+        c.callback = callback
+        c.io.loop = NULL
+        fk_timer_init(&c.timer, check_timer, <void *>c)
+        r = connect(fd, <sockaddr *>&dst, dlen)
+        e = errno
+        Py_INCREF(c)  # the pending reference, dropped by finish()
+        if r == 0 or e != EINPROGRESS:
+            # settled at once (refused, unreachable, connected): reported next iteration
+            c.result = 0 if r == 0 else e
+            wheel_arm(&self.wheel, &c.timer, 0)
+        else:
+            c.result = -1
+            r = fk_io_start(self, &c.io, fd, EPOLLOUT, check_ready, <void *>c)
+            if r < 0:
+                c.finish()
+                raise _oserror(-r)
+            c.timer.when = self.now() + timeout
+            if wheel_arm(&self.wheel, &c.timer, tick_of(&self.wheel, c.timer.when)) < 0:
+                c.finish()
+                raise MemoryError()
+        return c
 
     # --- signals -------------------------------------------------------------------
 
@@ -1305,8 +1634,11 @@ cdef class Loop:
         cdef object cb = <object>cbp  # own references: the callback may remove itself
         cdef object args
         if argsp == NULL:
-            self.fd_clear(fd, slot, cb)  # a Waiter: one-shot
-            call_py1(self, (<Waiter>cb).callback, True)
+            if type(cb) is _Dgram:
+                self.read_datagrams(fd, cb)
+            else:
+                self.fd_clear(fd, slot, cb)  # a Waiter: one-shot
+                call_py1(self, (<Waiter>cb).callback, True)
         else:
             args = <object>argsp
             call_py(self, cb, args)
@@ -1384,6 +1716,11 @@ cdef class Loop:
                 t.vec = -1
                 if t.fn == timer_fire:
                     Py_DECREF_p(<PyObject *>t.data)
+                elif t.fn == check_timer:  # a pending connect check: close its socket
+                    fk_io_stop(&(<ConnectCheck>t.data).io)
+                    close((<ConnectCheck>t.data).fd)
+                    (<ConnectCheck>t.data).fd = -1
+                    Py_DECREF_p(<PyObject *>t.data)
         wheel_free(w)
         # the fd table
         if self.fds != NULL:
@@ -1393,7 +1730,7 @@ cdef class Loop:
                     ent.cio.loop = NULL
                     ent.cio = NULL
                 if ent.rcb != NULL:
-                    if ent.rargs == NULL:
+                    if ent.rargs == NULL and type(<object>ent.rcb) is Waiter:
                         (<Waiter>ent.rcb).fd = -1
                     Py_DECREF_p(ent.rcb)
                     Py_XDECREF_p(ent.rargs)
@@ -1412,6 +1749,14 @@ cdef class Loop:
         PyMem_Free(self.events)
         self.events = NULL
         self.nevents = 0
+        PyMem_Free(self.rbuf)
+        self.rbuf = NULL
+        self.rbuf_size = 0
+        PyMem_Free(self.rmsgs)
+        PyMem_Free(self.riov)
+        self.rmsgs = NULL
+        self.riov = NULL
+        self.nrmsgs = 0
         if self.sigfd >= 0:
             close(self.sigfd)
             self.sigfd = -1
@@ -1681,7 +2026,96 @@ cdef class _CProbe:
         return self.io.loop != NULL
 
 
+cdef enum:
+    ECHO_BATCH = 16
+    ECHO_BUF = 2048
+
+cdef struct echo_watch:
+    fk_io io
+    void *echo
+    int bursting
+    int probe
+
+
+cdef void echo_ready(fk_io *io, uint32_t events, void *data) noexcept:
+    cdef echo_watch *ew = <echo_watch *>data
+    cdef _CEcho e = <_CEcho>ew.echo
+    cdef int i, n
+    cdef ssize_t r
+    ew.probe -= 1
+    if not ew.bursting and ew.probe > 0:  # one datagram per wake-up: recv/send
+        r = recv(io.fd, e.buf, ECHO_BUF, MSG_DONTWAIT)
+        if r < 0:
+            return
+        send(io.fd, e.buf, r, MSG_DONTWAIT)
+        n = 1
+    else:  # a burst (or a probe for one): recvmmsg/sendmmsg
+        ew.probe = 16
+        for i in range(ECHO_BATCH):
+            e.iov[i].iov_len = ECHO_BUF
+        n = recvmmsg(io.fd, e.msgs, ECHO_BATCH, MSG_DONTWAIT, NULL)
+        ew.bursting = n > 1
+        if n <= 0:
+            return
+        for i in range(n):
+            e.iov[i].iov_len = e.msgs[i].msg_len
+        sendmmsg(io.fd, e.msgs, n, MSG_DONTWAIT)
+    e.count += n
+    if e.count >= e.limit:
+        e.loop.stopping = True
+
+
+@cython.final
+cdef class _CEcho:
+    """Benchmark hook: echo every datagram received on each fd back on it, from C
+    callbacks registered through the C API (recvmmsg + sendmmsg); stop the loop after
+    ``limit`` datagrams."""
+
+    cdef Loop loop
+    cdef echo_watch *watches
+    cdef int n
+    cdef mmsghdr msgs[ECHO_BATCH]
+    cdef iovec iov[ECHO_BATCH]
+    cdef char buf[ECHO_BATCH * ECHO_BUF]
+    cdef public long count
+    cdef public long limit
+
+    def __cinit__(self, Loop loop, fds, long limit):
+        cdef int i, r
+        fds = [_fileno(f) for f in fds]
+        self.loop = loop
+        self.limit = limit
+        self.watches = <echo_watch *>PyMem_Malloc(max(len(fds), 1) * sizeof(echo_watch))
+        if self.watches == NULL:
+            raise MemoryError()
+        memset(self.msgs, 0, sizeof(self.msgs))
+        for i in range(ECHO_BATCH):
+            self.iov[i].iov_base = &self.buf[i * ECHO_BUF]
+            self.msgs[i].msg_hdr.msg_iov = &self.iov[i]
+            self.msgs[i].msg_hdr.msg_iovlen = 1
+        for i in range(len(fds)):
+            self.watches[i].io.loop = NULL
+            self.watches[i].echo = <void *>self
+            self.watches[i].bursting = 0
+            self.watches[i].probe = 1
+        self.n = len(fds)
+        for i in range(self.n):
+            r = fk_io_start(loop, &self.watches[i].io, fds[i], EPOLLIN, echo_ready, &self.watches[i])
+            if r < 0:
+                raise _oserror(-r)
+
+    def stop(self) -> None:
+        cdef int i
+        for i in range(self.n):
+            fk_io_stop(&self.watches[i].io)
+
+    def __dealloc__(self):
+        if self.watches != NULL:
+            self.stop()
+            PyMem_Free(self.watches)
+
+
 EPOLLIN_ = EPOLLIN
 EPOLLOUT_ = EPOLLOUT
 
-__all__ = ["DEVNULL", "MAX_TICKS", "TICK", "Loop", "Timer", "Waiter"]
+__all__ = ["DEVNULL", "MAX_TICKS", "TICK", "ConnectCheck", "Loop", "Timer", "Waiter"]

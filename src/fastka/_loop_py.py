@@ -29,11 +29,12 @@ import os
 import select
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from heapq import heappop, heappush
 from time import monotonic as time_monotonic  # CLOCK_MONOTONIC on Linux
 from typing import Any, Final, Protocol
@@ -171,6 +172,62 @@ class Waiter:
             self._callback(False)
 
 
+class ConnectCheck:
+    """A pending ``Loop.connect_check``."""
+
+    __slots__ = ("_callback", "_loop", "_sock", "_timer", "_waiter")
+
+    def __init__(self, loop: Loop, sock: socket.socket, callback: Callable[[int], object]) -> None:
+        self._loop = loop
+        self._sock: socket.socket | None = sock
+        self._callback = callback
+        self._waiter: Waiter | None = None
+        self._timer: Timer | None = None
+
+    @property
+    def active(self) -> bool:
+        """Still pending (neither reported nor cancelled)."""
+        return self._sock is not None
+
+    def cancel(self) -> None:
+        """Abort: the socket is closed, the callback not called. Idempotent."""
+        if self._sock is not None:
+            self._finish()
+
+    def _finish(self) -> None:
+        if self._waiter is not None:
+            self._waiter.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+        assert self._sock is not None
+        self._sock.close()
+        self._sock = None
+        self._loop._checks.discard(self)
+
+    def _on_ready(self, ok: bool) -> None:
+        assert self._sock is not None
+        err = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) if ok else errno.ETIMEDOUT
+        self._finish()
+        self._callback(err)
+
+    def _settle(self, err: int) -> None:
+        self._finish()
+        self._callback(err)
+
+
+def _ip_sockaddr(host: str, port: int) -> tuple[int, tuple[str, int]]:
+    """A numeric IPv4/IPv6 address (no name lookup) and a port -> (family, address)."""
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port out of range: {port}")
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except (OSError, TypeError):
+            continue
+        return family, (host, port)
+    raise ValueError(f"not an IP address: {host!r}")
+
+
 # --- signalfd through ctypes ---------------------------------------------------------
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -231,6 +288,7 @@ class Loop:
         self._signal_handlers: dict[int, Callable[[int], object]] = {}
         self._signals_blocked_by_us: set[int] = set()
         self._signalfd = -1
+        self._checks: set[ConnectCheck] = set()  # pending connect checks
         # children: pid -> (pidfd, callback)
         self._children: dict[int, tuple[int, Callable[[int, int], object]]] = {}
 
@@ -450,6 +508,116 @@ class Loop:
     ) -> Waiter:
         """One-shot: ``callback(True)`` when ``fd`` is writable, ``callback(False)`` on timeout."""
         return self._wait(fd, 1, timeout, callback)
+
+    # --- datagrams -----------------------------------------------------------------
+
+    def add_datagram_reader(
+        self,
+        fd: FileDescriptorLike,
+        callback: Callable[..., object],
+        *args: Any,
+        error_callback: Callable[[OSError], object] | None = None,
+        batch: int = 16,
+        bufsize: int = 2048,
+    ) -> None:
+        """Read the datagrams of ``fd`` in the loop: ``callback(*args, data)`` for each.
+
+        Up to ``batch`` datagrams per wake-up (one recvmmsg), each up to ``bufsize`` bytes
+        (longer ones are truncated). A read error (e.g. ECONNREFUSED on a connected UDP
+        socket) goes to ``error_callback(exc)``. Occupies the fd's reader slot.
+        (The reference reads one datagram per wake-up; level-triggered epoll brings it
+        back for the next one.)
+        """
+        if not 1 <= batch <= 1024 or bufsize < 1:
+            raise ValueError("batch must be 1..1024 and bufsize >= 1")
+        n = _fileno(fd)
+        self._fd_set(n, 0, (self._read_datagram, (n, callback, args, error_callback, bufsize)))
+
+    def _read_datagram(
+        self,
+        fd: int,
+        callback: Callable[..., object],
+        args: tuple[Any, ...],
+        error_callback: Callable[[OSError], object] | None,
+        bufsize: int,
+    ) -> None:
+        try:
+            data = os.read(fd, bufsize)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as e:
+            if error_callback is not None:
+                error_callback(e)
+            else:
+                logger.debug("datagram reader on fd %d: %s", fd, e)
+            return
+        try:
+            callback(*args, data)
+        except Exception:
+            _log_exception(callback)
+
+    def send_datagram(self, fd: FileDescriptorLike, data: bytes | bytearray | memoryview) -> int:
+        """send() one datagram on a connected socket without blocking; the bytes sent."""
+        return os.write(_fileno(fd), data)
+
+    def send_datagrams(
+        self, fd: FileDescriptorLike, datagrams: Iterable[bytes | bytearray | memoryview]
+    ) -> int:
+        """sendmmsg() several datagrams on a connected socket in one call, without
+        blocking; how many were sent (raises if not even the first one was)."""
+        n = _fileno(fd)
+        sent = 0
+        for data in list(datagrams)[:1024]:
+            try:
+                os.write(n, data)
+            except OSError:
+                if sent == 0:
+                    raise
+                break
+            sent += 1
+        return sent
+
+    # --- connect checks -------------------------------------------------------------
+
+    def connect_check(
+        self,
+        host: str,
+        port: int,
+        timeout: float,
+        callback: Callable[[int], object],
+        *,
+        source: tuple[str, int] | None = None,
+        mark: int | None = None,
+    ) -> ConnectCheck:
+        """Keepalived's TCP_CHECK: a non-blocking TCP connect to ``host`` (a numeric IPv4
+        or IPv6 address) and ``port``, then close; ``callback(err)`` once, in a later
+        iteration: 0 when connected, the errno otherwise (ECONNREFUSED, ETIMEDOUT when
+        ``timeout`` passes first, ...). ``source=(addr, port)`` binds first, ``mark`` sets
+        SO_MARK. Errors setting the socket up raise here.
+        """
+        if self._closed:
+            raise RuntimeError("the loop is closed")
+        if timeout != timeout:
+            raise ValueError("timeout is NaN")
+        family, addr = _ip_sockaddr(host, port)
+        sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        try:
+            if mark is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
+            if source is not None:
+                _ip_sockaddr(source[0], source[1])
+                sock.bind(source)
+        except BaseException:
+            sock.close()
+            raise
+        c = ConnectCheck(self, sock, callback)
+        self._checks.add(c)
+        err = sock.connect_ex(addr)
+        if err == errno.EINPROGRESS:
+            c._waiter = self.wait_writable(sock, timeout, c._on_ready)
+        else:  # settled at once (refused, unreachable, connected): reported next iteration
+            c._timer = self.call_soon(c._settle, err)
+        return c
 
     # --- signals -------------------------------------------------------------------
 
@@ -744,6 +912,8 @@ class Loop:
             self.remove_signal_handler(signum)
         for pid in list(self._children):
             self.unwatch_child(pid)
+        for c in list(self._checks):
+            c.cancel()
         for key, t in self._heap:
             if t._seq == key & _SEQ_MASK:
                 t._seq = _IDLE
@@ -862,4 +1032,4 @@ def _spawn_child(  # pragma: no cover - runs in the forked child only
         os._exit(127)
 
 
-__all__ = ["DEVNULL", "MAX_TICKS", "TICK", "FileDescriptorLike", "Loop", "Timer", "Waiter"]
+__all__ = ["DEVNULL", "MAX_TICKS", "TICK", "ConnectCheck", "FileDescriptorLike", "Loop", "Timer", "Waiter"]

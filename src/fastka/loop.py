@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 from fastka._compat import USE_EXTENSIONS
 
 if TYPE_CHECKING or not USE_EXTENSIONS:
-    from fastka._loop_py import DEVNULL, TICK, FileDescriptorLike, Loop, Timer, Waiter
+    from fastka._loop_py import DEVNULL, TICK, ConnectCheck, FileDescriptorLike, Loop, Timer, Waiter
 else:
-    from fastka._loop import DEVNULL, TICK, Loop, Timer, Waiter
+    from fastka._loop import DEVNULL, TICK, ConnectCheck, Loop, Timer, Waiter
     from fastka._loop_py import FileDescriptorLike
 
-__all__ = ["DEVNULL", "TICK", "FileDescriptorLike", "Loop", "Timer", "Waiter"]
+__all__ = ["DEVNULL", "TICK", "ConnectCheck", "FileDescriptorLike", "Loop", "Timer", "Waiter"]

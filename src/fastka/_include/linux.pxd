@@ -19,6 +19,8 @@ cdef extern from "<errno.h>" nogil:
         ECHILD
         EPERM
         ENOMEM
+        EINPROGRESS
+        ETIMEDOUT
 
 
 cdef extern from "<time.h>" nogil:
@@ -207,6 +209,13 @@ cdef extern from "<sys/socket.h>" nogil:
         MSG_WAITFORONE
         SOL_SOCKET
         SO_ERROR
+        SO_MARK
+        AF_INET
+        AF_INET6
+        SOCK_STREAM
+        SOCK_DGRAM
+        SOCK_NONBLOCK
+        SOCK_CLOEXEC
     int recvmmsg(int fd, mmsghdr *vec, unsigned int vlen, int flags, timespec *timeout)
     int sendmmsg(int fd, mmsghdr *vec, unsigned int vlen, int flags)
     ssize_t recv(int fd, void *buf, size_t n, int flags)
@@ -216,3 +225,29 @@ cdef extern from "<sys/socket.h>" nogil:
     int socket(int domain, int type, int protocol)
     int connect(int fd, const sockaddr *addr, socklen_t addrlen)
     int getsockopt(int fd, int level, int optname, void *optval, socklen_t *optlen)
+    int setsockopt(int fd, int level, int optname, const void *optval, socklen_t optlen)
+    int bind(int fd, const sockaddr *addr, socklen_t addrlen)
+
+
+cdef extern from "<netinet/in.h>" nogil:
+    ctypedef uint32_t in_addr_t
+    ctypedef uint16_t in_port_t
+    struct in_addr:
+        in_addr_t s_addr
+    struct in6_addr:
+        pass
+    struct sockaddr_in:
+        unsigned short sin_family
+        in_port_t sin_port
+        in_addr sin_addr
+    struct sockaddr_in6:
+        unsigned short sin6_family
+        in_port_t sin6_port
+        uint32_t sin6_flowinfo
+        in6_addr sin6_addr
+        uint32_t sin6_scope_id
+    uint16_t htons(uint16_t x)
+
+
+cdef extern from "<arpa/inet.h>" nogil:
+    int inet_pton(int af, const char *src, void *dst)
