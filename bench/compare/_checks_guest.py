@@ -245,7 +245,8 @@ def main() -> None:
     rounds = int(sys.argv[5]) if len(sys.argv) > 5 else 3
     results: list[dict[str, object]] = []
     for kind in ("tcp", "http"):
-        results += measure_pair(kind, n, delay, 1.0 + delay + 2.0, window, rounds, work)
+        # Warm-up: start-up (seconds for Python in a busy guest), then 1 s + warmup spread.
+        results += measure_pair(kind, n, delay, 6.0 + 2 * delay, window, rounds, work)
         out.write_text(json.dumps(results, indent=1))
 
 

@@ -1,7 +1,7 @@
 """CPU per health check, fastka vs Keepalived 2.2.7, on the same machine and kernel.
 
 Both need IPVS, which this host's kernel lacks, so everything runs inside user-mode-linux
-(Debian's ``linux.uml``, Linux 6.1 with ip_vs): a target namespace where 10.2.0.0/16 is
+(Debian's ``linux.uml``, Linux 6.1 with ip_vs; the rig is ``tests/uml/rig.py``): a target namespace where 10.2.0.0/16 is
 local (one listener per implementation answers all N real-server addresses), and
 ``fastka``'s checker engine and ``keepalived -n -C`` side by side, each on its own virtual
 server of N real servers with one TCP_CHECK (then one HTTP_GET) each and ``delay_loop`` D,
@@ -31,7 +31,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from check import uml_rig  # noqa: E402  (the checker tests' user-mode-linux rig)
+from check import topology  # noqa: E402  (the checker tests' guest topology)
+from uml.rig import Guest, host_python  # noqa: E402  (the project's user-mode-linux rig)
 
 
 def main() -> int:
@@ -42,19 +43,16 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3, help="measurement windows per checker type")
     ap.add_argument("--json", help="write the raw results here")
     args = ap.parse_args()
-    script = uml_rig.TOPOLOGY.format(n_rs=1) + (
-        f"{uml_rig.PYTHON} {ROOT}/bench/compare/_checks_guest.py $PWD/result.json "
-        f"{args.n} {args.delay_loop} {args.window} {args.rounds}\n"
-    )
-    result = uml_rig.run_in_guest(script, timeout=600, mem="1536M")
-    try:
-        path = result.work / "result.json"
+    with Guest(mem="1536M") as guest:
+        guest.run(topology.TOPOLOGY.format(n_rs=1), timeout=60, check=True)
+        path = guest.workdir / "result.json"
+        argv = [host_python(), str(ROOT / "bench/compare/_checks_guest.py"), str(path)]
+        argv += [str(args.n), str(args.delay_loop), str(args.window), str(args.rounds)]
+        run = guest.run(argv, timeout=900)
         if not path.exists():
-            print(f"guest failed (rc {result.rc}):\n{result.output[-3000:]}", file=sys.stderr)
+            print(f"guest failed (rc {run.returncode}):\n{run.stderr[-3000:]}", file=sys.stderr)
             return 1
         rows = json.loads(path.read_text())
-    finally:
-        uml_rig.cleanup(result)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     rate = args.n / args.delay_loop

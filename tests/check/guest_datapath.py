@@ -1,7 +1,7 @@
 """Inside user-mode-linux: the checker engine programs the real IPVS, real connections
 go through it. Run by ``test_uml_datapath.py``; writes a JSON report to ``argv[1]``.
 
-Topology (``uml_rig.TOPOLOGY``): client 10.0.0.100 -- director (this namespace) --
+Topology (``topology.TOPOLOGY``): client 10.0.0.100 -- director (this namespace) --
 rs1..rs4 10.1.0.11..14; rs4 is the sorry server.
 """
 

@@ -4,12 +4,15 @@ inhibit_on_failure, quorum and the sorry server (one boot for all of it)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from conftest import require_root, require_tool
 
-from . import uml_rig
+from . import topology
+
+HERE = Path(__file__).resolve().parent
 
 pytestmark = [pytest.mark.uml, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -21,17 +24,16 @@ BOUND = 1.0 + 1.0 + 1 * 1.0 + 1.0
 def report() -> dict[str, object]:
     require_root()
     require_tool("linux.uml")
-    script = uml_rig.TOPOLOGY.format(n_rs=4) + (
-        f"export PYTHONDONTWRITEBYTECODE=1\n"
-        f"{uml_rig.PYTHON} {uml_rig.ROOT}/tests/check/guest_datapath.py $PWD/report.json\n"
-    )
-    result = uml_rig.run_in_guest(script, timeout=240)
-    try:
-        path = result.work / "report.json"
-        assert path.exists(), f"guest failed (rc {result.rc}):\n{result.output[-4000:]}"
-        data: dict[str, object] = json.loads(path.read_text())
-    finally:
-        uml_rig.cleanup(result)
+    from uml.rig import Guest, host_python
+
+    with Guest(mem="1024M") as guest:
+        guest.run(topology.TOPOLOGY.format(n_rs=4), timeout=60, check=True)
+        out = guest.workdir / "report.json"
+        run = guest.run([host_python(), str(HERE / "guest_datapath.py"), str(out)], timeout=240)
+        assert out.exists(), (
+            f"guest failed (rc {run.returncode}):\n{run.stdout[-2000:]}\n{run.stderr[-4000:]}"
+        )
+        data: dict[str, object] = json.loads(out.read_text())
     return data
 
 
