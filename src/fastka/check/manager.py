@@ -13,6 +13,7 @@ front end.
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 import ssl
@@ -170,8 +171,6 @@ class CheckerManager:
             return False
         g = self.config.globals
         if g.enable_script_security:
-            import os
-
             uid = creds[0] if creds else os.getuid()
             if not script_is_secure(p.script.argv[0], uid):
                 log.warning("MISC_CHECK %s is insecure: disabled", p.script.text)
