@@ -633,6 +633,8 @@ cdef int vrrp_check(vrrp_pkt_t *pkt, vrrp_expect_t *e, bint track) noexcept nogi
             seq = ((<int64_t>a[8] << 24) | (<int64_t>a[9] << 16) | (<int64_t>a[10] << 8) | a[11])
             if seq <= e.ah_last_seq:
                 return AH_SEQUENCE
+        elif at == VRRP_AUTH_AH:  # a VRRP message given without its IP header: AH unseen
+            flags |= FLAG_AUTH_UNVERIFIED
         if e.adver_int and m[5] != e.adver_int:
             return ADVER_INT_MISMATCH
     # 11. type

@@ -790,6 +790,8 @@ def _check(
             seq = int.from_bytes(p[ah + 8 : ah + 12], "big")
             if seq <= e._ah_last_seq:
                 return Reason.AH_SEQUENCE
+        elif at == VRRP_AUTH_AH:  # a VRRP message given without its IP header: AH unseen
+            flags |= FLAG_AUTH_UNVERIFIED
         if e._adver_int and p[mo + 5] != e._adver_int:  # 10
             return Reason.ADVER_INT_MISMATCH
     # 11. type

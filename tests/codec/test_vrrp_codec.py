@@ -488,6 +488,8 @@ def test_ah_checks(vrrp: ModuleType) -> None:
     ) == (Reason.BAD_AH_HEADER)
     # without an expectation the ICV cannot be checked, and says so
     assert d(bytes(pkt)).flags & FLAG_AUTH_UNVERIFIED
+    # nor without the IP header (the AH header is not there to check)
+    assert vrrp.decode(bytes(pkt[44:]), SRC, MCAST4, 255, e).flags & FLAG_AUTH_UNVERIFIED
     # unicast AH (TTL is mutable there) with a different TTL on arrival still verifies
     uni = v2_packet(vrrp, auth_type=2, auth_data=b"k", dst=PEER, ttl=255)
     uni[8] = 60

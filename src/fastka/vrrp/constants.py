@@ -71,7 +71,8 @@ class Reason(IntEnum):
     """Why a received VRRP packet was refused (``VrrpDecodeError.reason``).
 
     Values follow the order of the checks (Keepalived's ``vrrp_check_packet()``, see
-    behaviour.md V2). Each is either KO (an invalid packet) or DROP (ignored without
+    behaviour.md V2; for IPv6 the destination kind, 21/22, is checked first, by the
+    dispatcher). Each is either KO (an invalid packet) or DROP (ignored without
     complaint); the state machines treat both alike: the master-down timer is not reset.
     """
 
