@@ -103,10 +103,10 @@ def test_kill9_vrrp_child_of_master(rig: Rig) -> None:
 def test_hung_vrrp_child_is_replaced(rig: Rig) -> None:
     pair = _pair(rig)
     with explain(pair):
-        da, _db = _start(pair, env={"FASTKA_WATCHDOG": "0.5,2"})
+        da, _db = _start(pair, env={"FASTKA_WATCHDOG": "0.5,4"})
         old = da.vrrp_pid()
         os.kill(old, signal.SIGSTOP)
-        new = _new_vrrp_pid(da, old, 10)
+        new = _new_vrrp_pid(da, old, 15)
         assert not psutil.pid_exists(old) or psutil.Process(old).status() == psutil.STATUS_ZOMBIE
         da.wait_log(rf"VRRP child process\({old}\) not responding for [0-9.]+ s: killing it", timeout=5)
         # the new child resumes: fastka (priority 150) holds the VIP alone again
