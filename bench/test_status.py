@@ -115,11 +115,16 @@ def test_status_json(benchmark: Any, case: str) -> None:
     assert text.startswith("{")
 
 
+RENDERERS = {"fastka": metrics.render, "prometheus_client": metrics.render_reference}
+
+
 @pytest.mark.parametrize("case", list(CASES))
-def test_metrics_render(benchmark: Any, case: str) -> None:
+@pytest.mark.parametrize("impl", list(RENDERERS))
+def test_metrics_render(benchmark: Any, impl: str, case: str) -> None:
+    """/metrics: fastka's renderer against prometheus_client's generate_latest (the same bytes)."""
     benchmark.group = "metrics_render"
     doc = _document(*CASES[case])
-    out = benchmark(metrics.render, doc)
+    out = benchmark(RENDERERS[impl], doc)
     assert b"fastka_vrrp_instance_state" in out
 
 
