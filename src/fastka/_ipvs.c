@@ -87,6 +87,8 @@ enum {
 
     CONN_F_FWD_MASK = 0x7,
     CONN_F_TUNNEL = 2,
+    TUN_TYPE_IPIP = 0,
+    TUN_TYPE_GUE = 1,
 };
 
 /* Upper bound of one service or dest command: 16 + 4 + service nest (116) + dest nest
@@ -222,10 +224,14 @@ static inline uint8_t *dest_nest(uint8_t *p, const fk_ipvs_dest *d)
     p = put_u16(p, DEST_PORT, htons(d->port));
     p = put_u32(p, DEST_FWD_METHOD, d->fwd_method);
     p = put_u32(p, DEST_WEIGHT, d->weight);
+    /* As Keepalived: the type for every tunnel, the port for GUE only, the checksum
+     * flags for GUE and GRE (IPIP has none). */
     if ((d->fwd_method & CONN_F_FWD_MASK) == CONN_F_TUNNEL) {
         p = put_u8(p, DEST_TUN_TYPE, d->tun_type);
-        p = put_u16(p, DEST_TUN_PORT, htons(d->tun_port));
-        p = put_u16(p, DEST_TUN_FLAGS, d->tun_flags);
+        if (d->tun_type == TUN_TYPE_GUE)
+            p = put_u16(p, DEST_TUN_PORT, htons(d->tun_port));
+        if (d->tun_type != TUN_TYPE_IPIP)
+            p = put_u16(p, DEST_TUN_FLAGS, d->tun_flags);
     }
     p = put_u32(p, DEST_U_THRESH, d->u_threshold);
     p = put_u32(p, DEST_L_THRESH, d->l_threshold);

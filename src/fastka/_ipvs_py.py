@@ -37,6 +37,8 @@ from fastka.ipvs.msg import (
     GENL_ID_CTRL,
     IP_VS_CONN_F_FWD_MASK,
     IP_VS_CONN_F_TUNNEL,
+    IP_VS_CONN_F_TUNNEL_TYPE_GUE,
+    IP_VS_CONN_F_TUNNEL_TYPE_IPIP,
     IPVS_CMD,
     IPVS_CMD_ATTR,
     IPVS_DAEMON_ATTR,
@@ -117,7 +119,7 @@ _SVC_KEY_FWMARK = struct.Struct("=HHHxxHHI")  # AF, FWMARK
 _SVC_TAIL = struct.Struct("=HHIIHHIHHI")  # FLAGS, TIMEOUT, NETMASK
 _DEST_AF = struct.Struct("=HHHxx")  # ADDR_FAMILY
 _DEST_MAIN = struct.Struct("=HH16sHHHxxHHIHHI")  # ADDR, PORT, FWD_METHOD, WEIGHT
-_DEST_TUN = struct.Struct("=HHBxxxHHHxxHHHxx")  # TUN_TYPE, TUN_PORT, TUN_FLAGS
+_BE16_ATTR = struct.Struct("=HHHxx")  # a u16 attribute (ports pass through htons first)
 _DEST_TAIL = struct.Struct("=HHIHHI")  # U_THRESH, L_THRESH
 
 _SVC_AF, _SVC_PROTOCOL, _SVC_ADDR, _SVC_PORT, _SVC_FWMARK = 1, 2, 3, 4, 5
@@ -158,9 +160,12 @@ def _dest_nest(rec: bytes) -> bytes:
     body = _DEST_AF.pack(6, _D_AF, af) if af else b""
     body += _DEST_MAIN.pack(20, _D_ADDR, addr, 6, _D_PORT, _htons(port), 8, _D_FWD, fwd, 8, _D_WEIGHT, weight)
     if fwd & IP_VS_CONN_F_FWD_MASK == IP_VS_CONN_F_TUNNEL:
-        body += _DEST_TUN.pack(
-            5, _D_TUN_TYPE, tun_type, 6, _D_TUN_PORT, _htons(tun_port), 6, _D_TUN_FLAGS, tun_flags
-        )
+        # As Keepalived: the type always, the port for GUE only, checksum flags unless IPIP.
+        body += _NLA.pack(5, _D_TUN_TYPE) + bytes((tun_type, 0, 0, 0))
+        if tun_type == IP_VS_CONN_F_TUNNEL_TYPE_GUE:
+            body += _BE16_ATTR.pack(6, _D_TUN_PORT, _htons(tun_port))
+        if tun_type != IP_VS_CONN_F_TUNNEL_TYPE_IPIP:
+            body += _BE16_ATTR.pack(6, _D_TUN_FLAGS, tun_flags)
     body += _DEST_TAIL.pack(8, _D_U, uth, 8, _D_L, lth)
     return _NLA.pack(4 + len(body), _NEST_DEST) + body
 

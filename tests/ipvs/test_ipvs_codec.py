@@ -17,7 +17,13 @@ from conftest import implementations, load
 from fastka._compat import USE_EXTENSIONS
 from fastka.ipvs import msg
 from fastka.ipvs.ipvs import Dest, Service
-from fastka.ipvs.msg import IP_VS_CONN_F_TUNNEL, IPVS_CMD, NLMSG_ERROR
+from fastka.ipvs.msg import (
+    IP_VS_CONN_F_TUNNEL,
+    IP_VS_CONN_F_TUNNEL_TYPE_GUE,
+    IP_VS_CONN_F_TUNNEL_TYPE_IPIP,
+    IPVS_CMD,
+    NLMSG_ERROR,
+)
 
 CMDS = [c for c in IPVS_CMD if c in msg.SERVICE_COMMANDS | msg.DEST_COMMANDS]
 u16 = st.integers(0, 0xFFFF)
@@ -139,9 +145,15 @@ def _service_expected(rec: bytes) -> bytes:
 
 
 def _dest_expected(rec: bytes) -> bytes:
+    """Tunnel attributes go only with TUN: the type always, the port for GUE, the
+    checksum flags unless IPIP (as Keepalived sends them)."""
     addr, af, port, fwd, weight, uth, lth, tport, tflags, ttype = msg.DEST.unpack(rec)
     if fwd & 7 != IP_VS_CONN_F_TUNNEL:
         tport = tflags = ttype = 0
+    if ttype != IP_VS_CONN_F_TUNNEL_TYPE_GUE:
+        tport = 0
+    if ttype == IP_VS_CONN_F_TUNNEL_TYPE_IPIP:
+        tflags = 0
     return msg.DEST.pack(addr, af, port, fwd, weight, uth, lth, tport, tflags, ttype)
 
 
@@ -370,8 +382,11 @@ def test_pyroute2_decodes_fastka(
     assert d.get_attr("IPVS_DEST_ATTR_U_THRESH") == dest.u_threshold
     assert d.get_attr("IPVS_DEST_ATTR_L_THRESH") == dest.l_threshold
     if dest.fwd_method == IP_VS_CONN_F_TUNNEL:
+        gue = dest.tun_type == IP_VS_CONN_F_TUNNEL_TYPE_GUE
+        ipip = dest.tun_type == IP_VS_CONN_F_TUNNEL_TYPE_IPIP
         assert d.get_attr("IPVS_DEST_ATTR_TUN_TYPE") == dest.tun_type
-        assert d.get_attr("IPVS_DEST_ATTR_TUN_PORT") == socket.htons(dest.tun_port)  # pyroute2 bug
-        assert d.get_attr("IPVS_DEST_ATTR_TUN_FLAGS") == dest.tun_flags
+        port = d.get_attr("IPVS_DEST_ATTR_TUN_PORT")
+        assert port == (socket.htons(dest.tun_port) if gue else None)  # pyroute2 byte-swaps it
+        assert d.get_attr("IPVS_DEST_ATTR_TUN_FLAGS") == (None if ipip else dest.tun_flags)
     else:
         assert d.get_attr("IPVS_DEST_ATTR_TUN_TYPE") is None

@@ -175,3 +175,13 @@ def test_table_ipvsadm_rendering() -> None:
     assert t.ipvsadm() == (
         "TCP 10.0.0.1:80 rr persistent 50\n  -> 10.1.0.2:80 Masq 2\nFWM 4 wrr\n  -> 10.1.0.3:0 Route 1"
     )
+
+
+def test_tunnel_fields_that_are_not_sent_are_zero() -> None:
+    assert Dest("10.1.0.1", 80, tun_type=1, tun_port=5, tun_flags=1) == Dest("10.1.0.1", 80)  # NAT
+    gre = Dest("10.1.0.1", 80, fwd_method=IP_VS_CONN_F_TUNNEL, tun_type=2, tun_port=5, tun_flags=1)
+    assert (gre.tun_port, gre.tun_flags) == (0, 1)
+    ipip = Dest("10.1.0.1", 80, fwd_method=IP_VS_CONN_F_TUNNEL, tun_port=5, tun_flags=1)
+    assert (ipip.tun_port, ipip.tun_flags) == (0, 0)
+    gue = Dest("10.1.0.1", 80, fwd_method=IP_VS_CONN_F_TUNNEL, tun_type=1, tun_port=5, tun_flags=2)
+    assert (gue.tun_port, gue.tun_flags) == (5, 2)

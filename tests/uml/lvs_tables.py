@@ -18,6 +18,7 @@ import contextlib
 import os
 import re
 import signal
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -135,3 +136,28 @@ def daemon_table(
         "left": left,
         "returncode": proc.returncode,
     }
+
+
+def daemon_requests(argv: list[str], *, workdir: str, settle: float = 0.4) -> dict[str, object]:
+    """:func:`daemon_table` under an nlmon capture: also returns ``requests``, every IPVS
+    generic-netlink request the daemon sent (raw bytes, in order), and ``family``."""
+    from fastka.ipvs.ipvs import Ipvs
+    from fastka.ipvs.msg import NLM_F_REQUEST
+    from uml import nlmon
+
+    with Ipvs() as ipvs:
+        family = ipvs.family
+    pcap = f"{workdir}/requests-{os.getpid()}-{time.monotonic_ns()}.pcap"
+    pid = nlmon.start(pcap)
+    try:
+        result = daemon_table(argv, settle=settle, workdir=workdir)
+    finally:
+        nlmon.stop(pid, pcap)
+    requests = []
+    for m in nlmon.messages(pcap):
+        mtype, flags = struct.unpack_from("=HH", m, 4)
+        if mtype == family and flags & NLM_F_REQUEST:
+            requests.append(m)
+    result["requests"] = requests
+    result["family"] = family
+    return result

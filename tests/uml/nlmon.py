@@ -32,7 +32,7 @@ def start(path: str, iface: str = "nlmon0") -> int:
     err = Path(path + ".err")
     with open(err, "wb") as f:
         proc = subprocess.Popen(
-            ["tcpdump", "-i", iface, "--immediate-mode", "-U", "-w", path],
+            ["tcpdump", "-i", iface, "--immediate-mode", "-B", "16384", "-U", "-w", path],
             stdout=subprocess.DEVNULL,
             stderr=f,
             start_new_session=True,

@@ -50,6 +50,8 @@ from fastka.ipvs.msg import (
     IP_VS_CONN_F_FWD_MASK,
     IP_VS_CONN_F_MASQ,
     IP_VS_CONN_F_TUNNEL,
+    IP_VS_CONN_F_TUNNEL_TYPE_GUE,
+    IP_VS_CONN_F_TUNNEL_TYPE_IPIP,
     IP_VS_SCHEDNAME_MAXLEN,
     IP_VS_STATE_BACKUP,
     IP_VS_STATE_MASTER,
@@ -236,7 +238,7 @@ class Dest:
 
     ``fwd_method``: ``IP_VS_CONN_F_MASQ`` (NAT, default), ``IP_VS_CONN_F_DROUTE`` (DR),
     ``IP_VS_CONN_F_TUNNEL`` (TUN, with ``tun_type`` IPIP/GUE/GRE, ``tun_port`` for GUE,
-    ``tun_flags`` checksum options). ``u_threshold``/``l_threshold``: connection limits.
+    ``tun_flags`` checksum options for GUE and GRE; fields that do not apply are zeroed). ``u_threshold``/``l_threshold``: connection limits.
     ``af`` defaults from ``addr`` (a TUN dest may differ from its service's family).
     """
 
@@ -257,6 +259,19 @@ class Dest:
         addr, af, packed = _normalise_addr(self.addr, self.af)
         object.__setattr__(self, "addr", addr)
         object.__setattr__(self, "af", af)
+        # Tunnel fields the kernel never gets (as Keepalived sends them: the port for GUE
+        # only, checksum flags unless IPIP, nothing unless TUN) are zero in the model too,
+        # so that a dump compares equal and a diff never "changes" them.
+        if self.fwd_method & IP_VS_CONN_F_FWD_MASK != IP_VS_CONN_F_TUNNEL:
+            if self.tun_type or self.tun_port or self.tun_flags:
+                object.__setattr__(self, "tun_type", 0)
+                object.__setattr__(self, "tun_port", 0)
+                object.__setattr__(self, "tun_flags", 0)
+        else:
+            if self.tun_type != IP_VS_CONN_F_TUNNEL_TYPE_GUE:
+                object.__setattr__(self, "tun_port", 0)
+            if self.tun_type == IP_VS_CONN_F_TUNNEL_TYPE_IPIP:
+                object.__setattr__(self, "tun_flags", 0)
         _port(self.port, "port")
         _port(self.tun_port, "tunnel port")
         _u32(self.weight, "weight")
