@@ -2074,6 +2074,10 @@ def _fill_tables() -> None:
         K("stats_dump_file", set_str("stats_dump_file"), "P2", since="2.3.3"),
         K("json_dump_file", set_str("json_dump_file"), "P2", since="2.3.3"),
         K("json_version", set_uint("json_version", 1, 2), "P2", since="2.2.8"),
+        # fastka extensions: the status service (docs/status.md).
+        K("fastka_status_socket", set_str("fastka_status_socket"), "P1", since="fastka"),
+        K("fastka_status_http", set_str("fastka_status_http"), "P1", since="fastka"),
+        K("fastka_status_file", set_str("fastka_status_file"), "P1", since="fastka"),
         K("iproute_usr_dir", set_str("iproute_usr_dir"), "P2", since="2.3.2"),
         K("iproute_etc_dir", set_str("iproute_etc_dir"), "P2", since="2.3.2"),
         K("snmp_socket", set_str("snmp_socket"), "P2", supported=NS),

@@ -190,6 +190,10 @@ class GlobalDefs:
     stats_dump_file: str | None = None
     json_dump_file: str | None = None
     json_version: int = 1
+    # fastka's own status service (docs/status.md); Keepalived has no equivalent.
+    fastka_status_socket: str | None = None
+    fastka_status_http: str | None = None
+    fastka_status_file: str | None = None
     iproute_usr_dir: str | None = None
     iproute_etc_dir: str | None = None
     # -- root-level keywords kept here as Keepalived does
