@@ -1,4 +1,5 @@
-"""The VRRP steady state (pure-Python reference): what runs per advert.
+"""The VRRP steady state, pure-Python reference (the typed specification of
+``fastka._vrrp_engine``; ``fastka.vrrp.engine`` picks one): what runs per advert.
 
 The :class:`Engine` owns, for every instance (a *slot*):
 

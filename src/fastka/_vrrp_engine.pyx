@@ -1,0 +1,768 @@
+# cython: language_level=3
+"""The VRRP steady state, compiled (same API as ``fastka._vrrp_engine_py``, its reference).
+
+Everything that happens per advert runs here in C, on the compiled loop's C level
+(``_loop.pxd``) and the codec's C level (``_vrrp.pxd``), without creating a Python object:
+
+* a MASTER's advert timer fires (``fk_timer``): its prebuilt packets get a new IPv4 ID
+  (and AH sequence number and ICV, for VRRPv2 with AH) and are queued; the adverts that
+  fall due in the same loop iteration go out together with one ``sendmmsg`` per socket;
+* a receive socket is readable (``fk_io``): up to 64 datagrams are read with one
+  ``recvmmsg`` into a codec ``Batch`` and validated with one ``vrrp_validate_batch``
+  call; an advert from the master a BACKUP follows re-arms its master-down timer;
+  refused packets are counted per reason.
+
+Python runs only when something changes: an advert the state machine has to judge, a
+master-down timer that expires, the first refused packet of each reason per instance, a
+send error (``EngineHandler``), and the router's calls on transitions.
+"""
+
+import logging
+
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_DECREF, Py_INCREF
+from libc.stdint cimport int16_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcmp, memcpy, memset
+
+from fastka._loop cimport (Loop, fk_io, fk_io_start, fk_io_stop, fk_now, fk_timer,
+                           fk_timer_active, fk_timer_init, fk_timer_start, fk_timer_stop)
+from fastka._vrrp cimport (Batch, Expect, VridTable, vrrp_ah_sign, vrrp_batch_t, vrrp_encode,
+                           vrrp_ipv4_header, vrrp_update_priority, vrrp_validate_batch)
+
+from fastka._vrrp_engine_py import SlotStats
+
+
+cdef extern from "<errno.h>" nogil:
+    int errno
+    enum:
+        EAGAIN
+        EINTR
+
+
+cdef extern from "<sys/socket.h>" nogil:
+    ctypedef unsigned int socklen_t
+    ctypedef long ssize_t
+    struct sockaddr:
+        unsigned short sa_family
+    struct iovec:
+        void *iov_base
+        size_t iov_len
+    struct msghdr:
+        void *msg_name
+        socklen_t msg_namelen
+        iovec *msg_iov
+        size_t msg_iovlen
+        void *msg_control
+        size_t msg_controllen
+        int msg_flags
+    struct mmsghdr:
+        msghdr msg_hdr
+        unsigned int msg_len
+    struct cmsghdr:
+        size_t cmsg_len
+        int cmsg_level
+        int cmsg_type
+    cmsghdr *CMSG_FIRSTHDR(msghdr *m)
+    cmsghdr *CMSG_NXTHDR(msghdr *m, cmsghdr *c)
+    unsigned char *CMSG_DATA(cmsghdr *c)
+    size_t CMSG_SPACE(size_t n)
+    size_t CMSG_LEN(size_t n)
+    int recvmmsg(int fd, mmsghdr *vec, unsigned int vlen, int flags, void *timeout)
+    int sendmmsg(int fd, mmsghdr *vec, unsigned int vlen, int flags)
+    enum:
+        MSG_DONTWAIT
+        MSG_TRUNC
+        MSG_DONTROUTE
+
+
+cdef extern from "<netinet/in.h>" nogil:
+    struct in_addr:
+        uint32_t s_addr
+    struct sockaddr_in:
+        unsigned short sin_family
+        unsigned short sin_port
+        in_addr sin_addr
+    struct in6_addr:
+        unsigned char s6_addr[16]
+    struct sockaddr_in6:
+        unsigned short sin6_family
+        unsigned short sin6_port
+        uint32_t sin6_flowinfo
+        in6_addr sin6_addr
+        uint32_t sin6_scope_id
+    struct in6_pktinfo:
+        in6_addr ipi6_addr
+        unsigned int ipi6_ifindex
+    enum:
+        IPPROTO_IPV6
+        IPV6_PKTINFO
+        IPV6_HOPLIMIT
+        AF_INET
+        AF_INET6
+
+
+cdef enum:
+    BATCH = 64               # datagrams per recvmmsg
+    SLOT_SIZE = 4096 + 128   # one datagram (the largest legal advert fits)
+    CBUF = 64                # ancillary data per datagram (pktinfo + hop limit)
+    NREASONS = 32
+    SEND_QUEUE = 256         # adverts queued for one sendmmsg flush
+    IPPROTO_VRRP = 112
+    IPPROTO_AH = 51
+    VRRP_AUTH_AH = 2
+    FLAG_ADDRESS_MISMATCH = 0x20
+
+_log = logging.getLogger("fastka.vrrp")
+
+
+cdef void _report(object fn, tuple args) noexcept:
+    """Call into Python from a C callback; an exception is logged, never propagated."""
+    try:
+        fn(*args)
+    except BaseException:
+        _log.exception("VRRP engine: handler %r failed", getattr(fn, "__name__", fn))
+
+
+# ---------------------------------------------------------------------------- slots
+
+cdef class _Slot:
+    cdef Engine engine
+    cdef fk_timer advert_timer
+    cdef fk_timer down_timer
+    cdef int sid
+    cdef int vrid
+    cdef bint listening
+    cdef _Receiver rx
+    # sending
+    cdef object sock
+    cdef int fd
+    cdef int family
+    cdef int version
+    cdef int priority
+    cdef int adver_int
+    cdef int auth_type
+    cdef uint8_t auth_data[8]
+    cdef bytes addresses
+    cdef uint8_t src[16]
+    cdef int alen
+    cdef int ndst
+    cdef uint8_t *dsts            # 16 bytes per destination
+    cdef sockaddr_in6 *dst_sa     # one sockaddr per destination (sockaddr_in for IPv4)
+    cdef uint8_t *pkts            # one prebuilt packet per destination, plen bytes apart
+    cdef Py_ssize_t plen          # whole IPv4 packet, or the VRRP message for IPv6
+    cdef Py_ssize_t msg_off       # where the VRRP message starts in a packet
+    cdef bint multicast
+    cdef int ttl
+    cdef bint pseudo_header
+    cdef int ifindex
+    cdef uint16_t ident
+    cdef uint32_t ah_seq
+    cdef double interval
+    # receiving
+    cdef bint following
+    cdef uint8_t follow_src[16]
+    cdef int follow_prio
+    cdef int follow_int
+    cdef double down_interval
+    # statistics
+    cdef uint64_t sent
+    cdef uint64_t received
+    cdef uint64_t fast
+    cdef uint64_t send_errors
+    cdef uint64_t drops[NREASONS]
+    cdef uint32_t reported
+    cdef bint send_error_reported
+    cdef bint dead
+
+    def __cinit__(self):
+        self.dsts = NULL
+        self.dst_sa = NULL
+        self.pkts = NULL
+        self.fd = -1
+        self.interval = 1.0
+
+    def __dealloc__(self):
+        fk_timer_stop(&self.advert_timer)
+        fk_timer_stop(&self.down_timer)
+        PyMem_Free(self.dsts)
+        PyMem_Free(self.dst_sa)
+        PyMem_Free(self.pkts)
+
+    cdef int build(self) except -1:
+        """(Re)build every destination's packet at the current priority."""
+        cdef int i
+        cdef Py_ssize_t n, hlen
+        cdef uint8_t *p
+        cdef const uint8_t *addrs = <const uint8_t *><char *>self.addresses
+        cdef Py_ssize_t alen_total = len(self.addresses)
+        cdef bint ah = self.family == AF_INET and self.version == 2 and self.auth_type == VRRP_AUTH_AH
+        hlen = (20 + (24 if ah else 0)) if self.family == AF_INET else 0
+        n = 8 + alen_total + (8 if self.version == 2 else 0)
+        PyMem_Free(self.pkts)
+        self.pkts = NULL
+        self.plen = hlen + n
+        self.msg_off = hlen
+        if self.ndst == 0:
+            return 0
+        self.pkts = <uint8_t *>PyMem_Malloc(self.plen * self.ndst)
+        if self.pkts == NULL:
+            raise MemoryError()
+        memset(self.pkts, 0, self.plen * self.ndst)
+        for i in range(self.ndst):
+            p = self.pkts + i * self.plen
+            vrrp_encode(p + hlen, self.version, self.vrid, self.priority, self.adver_int, addrs,
+                        alen_total, self.auth_type, self.auth_data, 8, self.src,
+                        self.dsts + 16 * i, self.alen, self.pseudo_header)
+            if self.family == AF_INET:
+                vrrp_ipv4_header(p, self.src, self.dsts + 16 * i, self.ttl, 0,
+                                 IPPROTO_AH if ah else IPPROTO_VRRP, <int>self.plen)
+        return 0
+
+
+# ---------------------------------------------------------------------------- receivers
+
+cdef class _Receiver:
+    cdef Engine engine
+    cdef fk_io io
+    cdef object sock
+    cdef int fd
+    cdef int family
+    cdef int rid
+    cdef VridTable table
+    cdef Batch batch
+    cdef PyObject *by_vrid[256]   # borrowed: Engine._slots holds the references
+    cdef mmsghdr msgs[BATCH]
+    cdef iovec iov[BATCH]
+    cdef sockaddr_in6 names[BATCH]
+    cdef uint8_t cbuf[BATCH][CBUF]
+    cdef uint64_t drops[NREASONS]
+    cdef uint32_t reported
+    cdef uint64_t truncated
+    cdef bint dead
+
+    def __dealloc__(self):
+        fk_io_stop(&self.io)
+
+    cdef void read(self) noexcept:
+        cdef vrrp_batch_t *c = &self.batch.c
+        cdef bint ipv6 = self.family == AF_INET6
+        cdef int i, n
+        cdef msghdr *m
+        cdef cmsghdr *cm
+        cdef in6_pktinfo *pi
+        cdef int hops
+        for i in range(BATCH):
+            self.iov[i].iov_base = c.buffer + i * c.slot_size
+            self.iov[i].iov_len = <size_t>c.slot_size
+            m = &self.msgs[i].msg_hdr
+            m.msg_iov = &self.iov[i]
+            m.msg_iovlen = 1
+            m.msg_flags = 0
+            if ipv6:
+                m.msg_name = &self.names[i]
+                m.msg_namelen = sizeof(sockaddr_in6)
+                m.msg_control = self.cbuf[i]
+                m.msg_controllen = CBUF
+            else:
+                m.msg_name = NULL
+                m.msg_namelen = 0
+                m.msg_control = NULL
+                m.msg_controllen = 0
+        n = recvmmsg(self.fd, self.msgs, BATCH, MSG_DONTWAIT, NULL)
+        if n <= 0:
+            return
+        for i in range(n):
+            m = &self.msgs[i].msg_hdr
+            if m.msg_flags & MSG_TRUNC:
+                c.length[i] = 0
+                self.truncated += 1
+            else:
+                c.length[i] = self.msgs[i].msg_len
+            if ipv6:
+                memcpy(c.src + 16 * i, self.names[i].sin6_addr.s6_addr, 16)
+                memset(c.dst + 16 * i, 0, 16)
+                hops = -1
+                cm = CMSG_FIRSTHDR(m)
+                while cm != NULL:
+                    if cm.cmsg_level == IPPROTO_IPV6:
+                        if cm.cmsg_type == IPV6_PKTINFO and cm.cmsg_len >= CMSG_LEN(sizeof(in6_pktinfo)):
+                            pi = <in6_pktinfo *>CMSG_DATA(cm)
+                            memcpy(c.dst + 16 * i, pi.ipi6_addr.s6_addr, 16)
+                        elif cm.cmsg_type == IPV6_HOPLIMIT and cm.cmsg_len >= CMSG_LEN(sizeof(int)):
+                            memcpy(&hops, CMSG_DATA(cm), sizeof(int))
+                    cm = CMSG_NXTHDR(m, cm)
+                c.hoplimit[i] = <int16_t>(hops if -1 <= hops <= 255 else -1)
+        vrrp_validate_batch(self.table.entries, c, n)
+        self.dispatch(n)
+
+    cdef void dispatch(self, int n) noexcept:
+        cdef vrrp_batch_t *c = &self.batch.c
+        cdef Engine eng = self.engine
+        cdef double now = fk_now(eng.loop)
+        cdef int i, status
+        cdef int alen = 4 if self.family == AF_INET else 16
+        cdef PyObject *sp
+        cdef _Slot s
+        cdef uint8_t *src
+        for i in range(n):
+            if self.dead:
+                return
+            status = c.status[i]
+            sp = self.by_vrid[c.vrid[i]]
+            src = c.src + 16 * i
+            if status:
+                if status >= NREASONS:
+                    status = NREASONS - 1
+                if sp == NULL:
+                    self.drops[status] += 1
+                    if not (self.reported & (1u << status)):
+                        self.reported |= 1u << status
+                        _report(eng.handler.engine_drop, (-1, status, PyBytes_FromStringAndSize(<char *>src, alen)))
+                else:
+                    s = <_Slot>sp
+                    s.drops[status] += 1
+                    if not (s.reported & (1u << status)):
+                        s.reported |= 1u << status
+                        _report(eng.handler.engine_drop, (s.sid, status, PyBytes_FromStringAndSize(<char *>src, alen)))
+                continue
+            if sp == NULL:
+                continue
+            s = <_Slot>sp
+            s.received += 1
+            if not s.listening:
+                continue
+            if (s.following and c.priority[i] == s.follow_prio and c.adver_int[i] == s.follow_int
+                    and not (c.flags[i] & FLAG_ADDRESS_MISMATCH) and memcmp(src, s.follow_src, alen) == 0):
+                # the steady state of a BACKUP: the master it follows is alive
+                fk_timer_start(eng.loop, &s.down_timer, now + s.down_interval)
+                s.fast += 1
+                continue
+            _report(eng.handler.engine_advert, (s.sid, PyBytes_FromStringAndSize(<char *>src, alen),
+                                                c.priority[i], c.adver_int[i], c.flags[i]))
+
+
+# ---------------------------------------------------------------------------- C callbacks
+
+cdef void _readable(fk_io *io, uint32_t events, void *data) noexcept:
+    (<_Receiver>data).read()
+
+
+cdef void _down_fired(fk_timer *t, void *data) noexcept:
+    cdef _Slot s = <_Slot>data
+    _report(s.engine.handler.engine_down_timer, (s.sid,))
+
+
+cdef void _advert_tick(fk_timer *t, void *data) noexcept:
+    cdef _Slot s = <_Slot>data
+    cdef Engine eng = s.engine
+    cdef double nxt = t.when + s.interval
+    cdef double now = fk_now(eng.loop)
+    if nxt <= now:  # the loop was held up for a whole interval: skip, do not bunch
+        nxt = now + s.interval
+    fk_timer_start(eng.loop, t, nxt)
+    eng.queue(s, s.priority, True)
+
+
+cdef void _flush_fired(fk_timer *t, void *data) noexcept:
+    (<Engine>data).flush()
+
+
+# ---------------------------------------------------------------------------- the engine
+
+cdef class Engine:
+    """Periodic adverts and batched receive/validate/dispatch for every instance."""
+
+    cdef Loop loop
+    cdef readonly object handler
+    cdef dict _slots
+    cdef dict _receivers
+    cdef int _next_sid
+    cdef int _next_rid
+    # the send queue: adverts of this iteration, flushed with sendmmsg per socket
+    cdef fk_timer flush_timer
+    cdef int nq
+    cdef mmsghdr qmsg[SEND_QUEUE]
+    cdef iovec qiov[SEND_QUEUE]
+    cdef uint8_t qcbuf[SEND_QUEUE][CBUF]
+    cdef int qfd[SEND_QUEUE]
+    cdef PyObject *qslot[SEND_QUEUE]   # strong references while queued
+
+    def __cinit__(self):
+        self.nq = 0
+
+    def __init__(self, Loop loop not None, handler):
+        self.loop = loop
+        self.handler = handler
+        self._slots = {}
+        self._receivers = {}
+        self._next_sid = 1
+        self._next_rid = 1
+        fk_timer_init(&self.flush_timer, _flush_fired, <void *>self)
+
+    def __dealloc__(self):
+        fk_timer_stop(&self.flush_timer)
+        self.drop_queue()
+
+    cdef void drop_queue(self) noexcept:
+        cdef int i
+        for i in range(self.nq):
+            if self.qslot[i] != NULL:
+                Py_DECREF(<object>self.qslot[i])
+                self.qslot[i] = NULL
+        self.nq = 0
+
+    # -- receivers ---------------------------------------------------------------------------
+
+    def add_receiver(self, sock, int family):
+        cdef _Receiver r = _Receiver.__new__(_Receiver)
+        cdef int rc
+        r.engine = self
+        r.sock = sock
+        r.fd = sock.fileno()
+        r.family = family
+        r.rid = self._next_rid
+        self._next_rid += 1
+        r.table = VridTable()
+        r.batch = Batch(BATCH, SLOT_SIZE, family)
+        memset(r.by_vrid, 0, sizeof(r.by_vrid))
+        rc = fk_io_start(self.loop, &r.io, r.fd, 1, _readable, <void *>r)  # EPOLLIN
+        if rc < 0:
+            raise OSError(-rc, "cannot watch the VRRP receive socket")
+        self._receivers[r.rid] = r
+        return r.rid
+
+    def remove_receiver(self, int rid):
+        cdef _Receiver r = self._receivers.pop(rid, None)
+        cdef _Slot s
+        cdef int v
+        if r is None:
+            return
+        fk_io_stop(&r.io)
+        r.dead = True
+        for v in range(256):
+            if r.by_vrid[v] != NULL:
+                s = <_Slot>r.by_vrid[v]
+                s.rx = None
+                r.by_vrid[v] = NULL
+
+    def receiver_stats(self, int rid):
+        cdef _Receiver r = self._receivers[rid]
+        return {i: r.drops[i] for i in range(NREASONS) if r.drops[i]}, r.truncated
+
+    # -- slots -------------------------------------------------------------------------------
+
+    def add_slot(self, int vrid):
+        cdef _Slot s = _Slot.__new__(_Slot)
+        s.engine = self
+        s.sid = self._next_sid
+        self._next_sid += 1
+        s.vrid = vrid
+        fk_timer_init(&s.advert_timer, _advert_tick, <void *>s)
+        fk_timer_init(&s.down_timer, _down_fired, <void *>s)
+        self._slots[s.sid] = s
+        return s.sid
+
+    def remove_slot(self, int sid):
+        cdef _Slot s = self._slots.get(sid)
+        if s is None:
+            return
+        self.detach(sid)
+        fk_timer_stop(&s.advert_timer)
+        fk_timer_stop(&s.down_timer)
+        s.dead = True
+        del self._slots[sid]
+
+    def attach(self, int sid, int rid, Expect expect not None):
+        cdef _Slot s = self._slots[sid]
+        cdef _Receiver r
+        self.detach(sid)
+        r = self._receivers[rid]
+        if r.by_vrid[s.vrid] != NULL:
+            raise ValueError(f"VRID {s.vrid} is already registered on this receiver")
+        r.table[s.vrid] = expect
+        r.by_vrid[s.vrid] = <PyObject *>s
+        s.rx = r
+
+    def detach(self, int sid):
+        cdef _Slot s = self._slots.get(sid)
+        cdef _Receiver r
+        if s is None or s.rx is None:
+            return
+        r = s.rx
+        if r.by_vrid[s.vrid] == <PyObject *>s:
+            r.by_vrid[s.vrid] = NULL
+            del r.table[s.vrid]
+        s.rx = None
+
+    def set_listening(self, int sid, bint listening):
+        (<_Slot>self._slots[sid]).listening = listening
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def set_advert(self, int sid, sock, *, int family, int version, int priority, int adver_int,
+                   bytes addresses, int auth_type=0, bytes auth_data=b"", bytes src, dsts,
+                   bint multicast, int ttl=255, bint pseudo_header=True, int ifindex=0,
+                   double interval):
+        cdef _Slot s = self._slots[sid]
+        cdef list dl = [bytes(d) for d in dsts]
+        cdef int alen = 4 if family == AF_INET else 16
+        cdef int i
+        cdef bytes d
+        cdef sockaddr_in *sa4
+        if len(src) != alen or any(len(x) != alen for x in dl):
+            raise ValueError("addresses of the wrong family")
+        if len(auth_data) > 8:
+            raise ValueError("auth_data longer than 8 bytes")
+        self.flush()  # queued packets point into the buffers rebuilt below
+        s.sock = sock
+        s.fd = sock.fileno() if sock is not None else -1
+        s.family = family
+        s.version = version
+        s.priority = priority
+        s.adver_int = adver_int
+        s.addresses = addresses
+        s.auth_type = auth_type
+        memset(s.auth_data, 0, 8)
+        memcpy(s.auth_data, <char *>auth_data, len(auth_data))
+        memset(s.src, 0, 16)
+        memcpy(s.src, <char *>src, alen)
+        s.alen = alen
+        PyMem_Free(s.dsts)
+        PyMem_Free(s.dst_sa)
+        s.dsts = NULL
+        s.dst_sa = NULL
+        s.ndst = len(dl)
+        if s.ndst:
+            s.dsts = <uint8_t *>PyMem_Malloc(16 * s.ndst)
+            s.dst_sa = <sockaddr_in6 *>PyMem_Malloc(sizeof(sockaddr_in6) * s.ndst)
+            if s.dsts == NULL or s.dst_sa == NULL:
+                raise MemoryError()
+            memset(s.dst_sa, 0, sizeof(sockaddr_in6) * s.ndst)
+            for i in range(s.ndst):
+                d = dl[i]
+                memcpy(s.dsts + 16 * i, <char *>d, alen)
+                if family == AF_INET:
+                    sa4 = <sockaddr_in *>&s.dst_sa[i]
+                    sa4.sin_family = AF_INET
+                    memcpy(&sa4.sin_addr, <char *>d, 4)
+                else:
+                    s.dst_sa[i].sin6_family = AF_INET6
+                    memcpy(s.dst_sa[i].sin6_addr.s6_addr, <char *>d, 16)
+                    s.dst_sa[i].sin6_scope_id = ifindex
+        s.multicast = multicast
+        s.ttl = ttl
+        s.pseudo_header = pseudo_header
+        s.ifindex = ifindex
+        if auth_type == VRRP_AUTH_AH and s.ah_seq == 0:
+            # a restarted router must not look like a replay to peers that remember our
+            # last sequence number: start from the clock (see the reference)
+            import time
+            s.ah_seq = <uint32_t>(int(time.time()) & 0xFFFFFFFF)
+        s.build()
+        if s.interval != interval:
+            s.interval = interval
+            if fk_timer_active(&s.advert_timer):
+                self.start_adverts(sid)
+
+    def set_priority(self, int sid, int priority):
+        cdef _Slot s = self._slots[sid]
+        cdef int i
+        if priority == s.priority:
+            return
+        s.priority = priority
+        for i in range(s.ndst):
+            vrrp_update_priority(s.pkts + i * s.plen + s.msg_off, priority)
+
+    def send_now(self, int sid, priority=None, *, bint reset_timer=False):
+        cdef _Slot s = self._slots[sid]
+        cdef int prio = s.priority if priority is None else priority
+        self.queue(s, prio, False)
+        self.flush()
+        if reset_timer and fk_timer_active(&s.advert_timer):
+            fk_timer_start(self.loop, &s.advert_timer, fk_now(self.loop) + s.interval)
+
+    def start_adverts(self, int sid):
+        cdef _Slot s = self._slots[sid]
+        fk_timer_start(self.loop, &s.advert_timer, fk_now(self.loop) + s.interval)
+
+    def stop_adverts(self, int sid):
+        fk_timer_stop(&(<_Slot>self._slots[sid]).advert_timer)
+
+    cdef void queue(self, _Slot s, int priority, bint batched) noexcept:
+        """Queue ``s``'s packets (every destination) for the next flush."""
+        cdef int i
+        cdef uint8_t *p
+        cdef msghdr *m
+        cdef cmsghdr *cm
+        cdef in6_pktinfo *pi
+        if s.fd < 0 or s.ndst == 0 or s.pkts == NULL:
+            return
+        for i in range(s.ndst):
+            if self.nq >= SEND_QUEUE:
+                self.flush()
+            p = s.pkts + i * s.plen
+            if s.family == AF_INET:
+                s.ident = <uint16_t>(s.ident % 0xFFFF + 1)
+                p[4] = <uint8_t>(s.ident >> 8)
+                p[5] = <uint8_t>s.ident
+            if priority != s.priority:
+                # a one-off priority (0 when leaving): patch a copy in the queue's buffer
+                # would need per-packet storage; sending it directly is simpler and rare
+                self.send_one(s, i, priority)
+                continue
+            if s.family == AF_INET and s.version == 2 and s.auth_type == VRRP_AUTH_AH:
+                s.ah_seq += 1
+                vrrp_ah_sign(p, s.plen, s.auth_data, s.ah_seq)
+            m = &self.qmsg[self.nq].msg_hdr
+            self.qiov[self.nq].iov_base = p
+            self.qiov[self.nq].iov_len = <size_t>s.plen
+            m.msg_iov = &self.qiov[self.nq]
+            m.msg_iovlen = 1
+            m.msg_name = &s.dst_sa[i]
+            m.msg_flags = 0
+            if s.family == AF_INET:
+                m.msg_namelen = sizeof(sockaddr_in)
+                m.msg_control = NULL
+                m.msg_controllen = 0
+            else:
+                m.msg_namelen = sizeof(sockaddr_in6)
+                m.msg_control = self.qcbuf[self.nq]
+                m.msg_controllen = CMSG_SPACE(sizeof(in6_pktinfo))
+                memset(self.qcbuf[self.nq], 0, CBUF)
+                cm = CMSG_FIRSTHDR(m)
+                cm.cmsg_level = IPPROTO_IPV6
+                cm.cmsg_type = IPV6_PKTINFO
+                cm.cmsg_len = CMSG_LEN(sizeof(in6_pktinfo))
+                pi = <in6_pktinfo *>CMSG_DATA(cm)
+                memcpy(pi.ipi6_addr.s6_addr, s.src, 16)
+                pi.ipi6_ifindex = s.ifindex
+            self.qfd[self.nq] = s.fd
+            Py_INCREF(s)
+            self.qslot[self.nq] = <PyObject *>s
+            self.nq += 1
+        if batched and self.nq and not fk_timer_active(&self.flush_timer):
+            # after every timer of this tick: one sendmmsg for all of them
+            fk_timer_start(self.loop, &self.flush_timer, fk_now(self.loop))
+
+    cdef void send_one(self, _Slot s, int i, int priority) noexcept:
+        """Send destination ``i`` of ``s`` now with another priority (a copy is patched)."""
+        cdef uint8_t buf[20 + 24 + 16 + 255 * 16]
+        cdef mmsghdr mm
+        cdef iovec iov
+        cdef uint8_t cb[CBUF]
+        cdef cmsghdr *cm
+        cdef in6_pktinfo *pi
+        cdef int rc
+        if s.plen > <Py_ssize_t>sizeof(buf):
+            return
+        memcpy(buf, s.pkts + i * s.plen, s.plen)
+        vrrp_update_priority(buf + s.msg_off, priority)
+        if s.family == AF_INET and s.version == 2 and s.auth_type == VRRP_AUTH_AH:
+            s.ah_seq += 1
+            vrrp_ah_sign(buf, s.plen, s.auth_data, s.ah_seq)
+        iov.iov_base = buf
+        iov.iov_len = <size_t>s.plen
+        memset(&mm, 0, sizeof(mm))
+        mm.msg_hdr.msg_iov = &iov
+        mm.msg_hdr.msg_iovlen = 1
+        mm.msg_hdr.msg_name = &s.dst_sa[i]
+        if s.family == AF_INET:
+            mm.msg_hdr.msg_namelen = sizeof(sockaddr_in)
+        else:
+            mm.msg_hdr.msg_namelen = sizeof(sockaddr_in6)
+            memset(cb, 0, CBUF)
+            mm.msg_hdr.msg_control = cb
+            mm.msg_hdr.msg_controllen = CMSG_SPACE(sizeof(in6_pktinfo))
+            cm = CMSG_FIRSTHDR(&mm.msg_hdr)
+            cm.cmsg_level = IPPROTO_IPV6
+            cm.cmsg_type = IPV6_PKTINFO
+            cm.cmsg_len = CMSG_LEN(sizeof(in6_pktinfo))
+            pi = <in6_pktinfo *>CMSG_DATA(cm)
+            memcpy(pi.ipi6_addr.s6_addr, s.src, 16)
+            pi.ipi6_ifindex = s.ifindex
+        rc = sendmmsg(s.fd, &mm, 1, MSG_DONTROUTE if s.multicast else 0)
+        if rc == 1:
+            s.sent += 1
+        else:
+            self.send_failed(s, errno)
+
+    cdef void send_failed(self, _Slot s, int err) noexcept:
+        s.send_errors += 1
+        if not s.send_error_reported:
+            s.send_error_reported = True
+            _report(self.handler.engine_send_error, (s.sid, err))
+
+    cdef void flush(self) noexcept:
+        """Send the queue: one sendmmsg per run of packets for the same socket."""
+        cdef int start = 0, end, k, rc, flags
+        cdef _Slot s
+        fk_timer_stop(&self.flush_timer)
+        while start < self.nq:
+            end = start + 1
+            while end < self.nq and self.qfd[end] == self.qfd[start]:
+                end += 1
+            s = <_Slot>self.qslot[start]
+            flags = MSG_DONTROUTE if s.multicast else 0
+            k = start
+            while k < end:
+                rc = sendmmsg(self.qfd[k], &self.qmsg[k], end - k, flags)
+                if rc <= 0:
+                    self.send_failed(<_Slot>self.qslot[k], errno)
+                    k += 1  # skip the packet that failed, send the rest
+                    continue
+                while rc > 0:
+                    (<_Slot>self.qslot[k]).sent += 1
+                    k += 1
+                    rc -= 1
+            start = end
+        for k in range(self.nq):
+            Py_DECREF(<object>self.qslot[k])
+            self.qslot[k] = NULL
+        self.nq = 0
+
+    # -- master-down timer -------------------------------------------------------------------
+
+    def arm_down(self, int sid, double when):
+        fk_timer_start(self.loop, &(<_Slot>self._slots[sid]).down_timer, when)
+
+    def cancel_down(self, int sid):
+        fk_timer_stop(&(<_Slot>self._slots[sid]).down_timer)
+
+    def down_deadline(self, int sid):
+        cdef _Slot s = self._slots[sid]
+        return s.down_timer.when if fk_timer_active(&s.down_timer) else None
+
+    def follow(self, int sid, src, int priority, int adver_int, double down_interval):
+        cdef _Slot s = self._slots[sid]
+        cdef bytes b
+        s.down_interval = down_interval
+        if src is None:
+            s.following = False
+            return
+        b = bytes(src)
+        if len(b) > 16:
+            raise ValueError("address too long")
+        memset(s.follow_src, 0, 16)
+        memcpy(s.follow_src, <char *>b, len(b))
+        s.follow_prio = priority
+        s.follow_int = adver_int
+        s.following = True
+
+    # -- statistics --------------------------------------------------------------------------
+
+    def stats(self, int sid):
+        cdef _Slot s = self._slots[sid]
+        return SlotStats(s.sent, s.received, s.fast, s.send_errors,
+                         {i: s.drops[i] for i in range(NREASONS) if s.drops[i]})
+
+    def clear_stats(self, int sid):
+        cdef _Slot s = self._slots[sid]
+        s.sent = s.received = s.fast = s.send_errors = 0
+        memset(s.drops, 0, sizeof(s.drops))
+
+    def reset_reports(self, int sid):
+        cdef _Slot s = self._slots[sid]
+        s.reported = 0
+        s.send_error_reported = False

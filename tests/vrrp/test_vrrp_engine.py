@@ -1,0 +1,191 @@
+"""The VRRP engine (compiled and reference) on a fake clock: the BACKUP steady state
+re-arms the master-down timer without calling the handler; everything else reaches the
+handler; refused packets are counted per reason and reported once. Datagrams arrive
+through a socketpair (no privileges needed); sending is tested in the netns tests."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+from conftest import implementations, load
+
+from fastka.vrrp.codec import AF_INET, Expect, Reason, encode_ipv4
+
+PARAMS = implementations("fastka._vrrp_engine", "fastka._vrrp_engine_py")
+LOOPS = {"fastka._vrrp_engine": "fastka._loop", "fastka._vrrp_engine_py": "fastka._loop_py"}
+
+SRC = socket.inet_aton("10.0.0.2")
+OTHER = socket.inet_aton("10.0.0.3")
+GROUP = socket.inet_aton("224.0.0.18")
+VIP = socket.inet_aton("10.0.0.100")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Handler:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+
+    def engine_advert(self, *a: Any) -> None:
+        self.calls.append(("advert", a))
+
+    def engine_down_timer(self, *a: Any) -> None:
+        self.calls.append(("down", a))
+
+    def engine_drop(self, *a: Any) -> None:
+        self.calls.append(("drop", a))
+
+    def engine_send_error(self, *a: Any) -> None:
+        self.calls.append(("send_error", a))
+
+
+def advert(src: bytes = SRC, prio: int = 150, vrid: int = 51, interval: int = 1, vip: bytes = VIP) -> bytes:
+    return encode_ipv4(2, vrid, prio, interval, vip, 0, b"", src, GROUP)
+
+
+@pytest.fixture(params=PARAMS)
+def rig(request: pytest.FixtureRequest) -> Any:
+    mod = load(request.param)
+    loop_mod = load(LOOPS[request.param])
+    clock = Clock()
+    loop = loop_mod.Loop(clock=clock)
+    handler = Handler()
+    engine = mod.Engine(loop, handler)
+    rx, tx = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    rx.setblocking(False)
+    rid = engine.add_receiver(rx, AF_INET)
+    sid = engine.add_slot(51)
+    engine.attach(sid, rid, Expect(2, auth_type=0, adver_int=1, unicast=False, addresses=VIP, strict_addresses=True))
+    engine.set_listening(sid, True)
+
+    class R:
+        pass
+
+    r = R()
+    r.__dict__.update(engine=engine, loop=loop, clock=clock, handler=handler, tx=tx, sid=sid, rid=rid)
+
+    def feed(*packets: bytes) -> None:
+        for p in packets:
+            tx.send(p)
+        loop.run_once(0)
+
+    def advance(dt: float) -> None:
+        clock.now += dt
+        loop.run_once(0)
+
+    r.feed = feed  # type: ignore[attr-defined]
+    r.advance = advance  # type: ignore[attr-defined]
+    yield r
+    engine.remove_slot(sid)
+    engine.remove_receiver(rid)
+    loop.close()
+    rx.close()
+    tx.close()
+
+
+def test_steady_state_rearms_without_handler(rig: Any) -> None:
+    e, h = rig.engine, rig.handler
+    e.arm_down(rig.sid, rig.clock.now + 3.6)
+    e.follow(rig.sid, SRC, 150, 1, 3.6)
+    for _ in range(5):
+        rig.advance(1.0)
+        rig.feed(advert())
+    assert h.calls == []
+    assert e.down_deadline(rig.sid) == pytest.approx(rig.clock.now + 3.6)
+    st = e.stats(rig.sid)
+    assert st.adverts_received == 5 and st.fast_path == 5
+    # the master falls silent: the timer fires (and only then the handler hears of it)
+    rig.advance(3.7)
+    assert h.calls == [("down", (rig.sid,))]
+
+
+def test_other_adverts_reach_the_handler(rig: Any) -> None:
+    e, h = rig.engine, rig.handler
+    e.follow(rig.sid, SRC, 150, 1, 3.6)
+    rig.feed(advert(prio=200), advert(src=OTHER), advert(prio=0))
+    assert [c[0] for c in h.calls] == ["advert"] * 3
+    assert h.calls[0][1][:4] == (rig.sid, SRC, 200, 1)
+    assert h.calls[1][1][1] == OTHER
+    assert h.calls[2][1][2] == 0
+    e.follow(rig.sid, None, 0, 0, 0.0)
+    h.calls.clear()
+    rig.feed(advert())
+    assert [c[0] for c in h.calls] == ["advert"]
+
+
+def test_refused_packets_counted_and_reported_once(rig: Any) -> None:
+    e, h = rig.engine, rig.handler
+    bad = bytearray(advert())
+    bad[8] = 64  # TTL
+    bad_csum = bytearray(advert())
+    bad_csum[26] ^= 0xFF
+    rig.feed(bytes(bad), bytes(bad), bytes(bad_csum))
+    rig.feed(advert(interval=2), advert(vip=OTHER), b"\x45" + bytes(10))
+    drops = e.stats(rig.sid).drops
+    assert drops[Reason.BAD_TTL] == 2
+    assert drops[Reason.BAD_CHECKSUM] == 1
+    assert drops[Reason.ADVER_INT_MISMATCH] == 1
+    assert drops[Reason.ADDRESS_MISMATCH] == 1
+    reported = [c[1][1] for c in h.calls if c[0] == "drop"]
+    assert sorted(reported) == sorted(
+        [Reason.BAD_TTL, Reason.BAD_CHECKSUM, Reason.ADVER_INT_MISMATCH, Reason.ADDRESS_MISMATCH, Reason.TOO_SHORT]
+    )
+    assert not [c for c in h.calls if c[0] == "advert"]
+    # reported again only after a reset (the router resets on transitions)
+    h.calls.clear()
+    rig.feed(bytes(bad))
+    assert h.calls == []
+    e.reset_reports(rig.sid)
+    rig.feed(bytes(bad))
+    assert [c[0] for c in h.calls] == ["drop"]
+
+
+def test_unknown_vrid_counted_on_the_receiver(rig: Any) -> None:
+    rig.feed(advert(vrid=99), advert(vrid=99))
+    drops, _truncated = rig.engine.receiver_stats(rig.rid)
+    assert drops == {Reason.UNKNOWN_VRID: 2}
+    assert [c for c in rig.handler.calls if c[0] == "drop"] == [("drop", (-1, Reason.UNKNOWN_VRID, SRC))]
+
+
+def test_not_listening_ignores_valid_adverts(rig: Any) -> None:
+    rig.engine.set_listening(rig.sid, False)
+    rig.feed(advert(prio=200))
+    assert rig.handler.calls == []
+    assert rig.engine.stats(rig.sid).adverts_received == 1
+
+
+def test_hostile_bytes_never_raise(rig: Any) -> None:
+    import random
+
+    rnd = random.Random(5)
+    base = advert()
+    for k in range(300):
+        p = bytearray(base)
+        for _ in range(rnd.randint(1, 6)):
+            p[rnd.randrange(len(p))] = rnd.randrange(256)
+        rig.tx.send(bytes(p[: rnd.randint(0, len(p))]) if rnd.random() < 0.3 else bytes(p))
+        if k % 8 == 7:  # a unix datagram socket queues few datagrams
+            rig.loop.run_once(0)
+    rig.feed(bytes(rnd.randrange(256) for _ in range(3000)))
+    st = rig.engine.stats(rig.sid)
+    assert sum(st.drops.values()) + len([c for c in rig.handler.calls if c[0] == "advert"]) + sum(
+        rig.engine.receiver_stats(rig.rid)[0].values()
+    ) >= 250
+
+
+def test_detach_and_remove(rig: Any) -> None:
+    e = rig.engine
+    e.detach(rig.sid)
+    rig.feed(advert())
+    assert e.receiver_stats(rig.rid)[0] == {Reason.UNKNOWN_VRID: 1}
+    e.attach(rig.sid, rig.rid, Expect(2, auth_type=0, adver_int=1, unicast=False, addresses=VIP, strict_addresses=True))
+    rig.feed(advert(prio=200))
+    assert [c[0] for c in rig.handler.calls if c[0] == "advert"] == ["advert"]
