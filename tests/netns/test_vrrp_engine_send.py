@@ -11,9 +11,9 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from conftest import implementations, load
 from rig import Lan
 
+from conftest import implementations, load
 from fastka.vrrp.codec import AF_INET, AF_INET6, encode
 from fastka.vrrp.sockets import SendSocket4, SendSocket6
 

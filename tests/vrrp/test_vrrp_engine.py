@@ -9,8 +9,8 @@ import socket
 from typing import Any
 
 import pytest
-from conftest import implementations, load
 
+from conftest import implementations, load
 from fastka.vrrp.codec import AF_INET, Expect, Reason, encode_ipv4
 
 PARAMS = implementations("fastka._vrrp_engine", "fastka._vrrp_engine_py")
