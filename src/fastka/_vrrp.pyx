@@ -71,6 +71,8 @@ cdef extern from *:
        common case, so no early exit). */
     static inline int fk_equal(const uint8_t *a, const uint8_t *b, Py_ssize_t n) {
         uint64_t x, y, diff = 0;
+        if (n > 64)  /* libc's vectorised memcmp wins on long runs (many addresses) */
+            return memcmp(a, b, (size_t)n) == 0;
         if (n >= 8) {
             const uint8_t *a_last = a + n - 8, *b_last = b + n - 8;
             while (a < a_last) { memcpy(&x, a, 8); memcpy(&y, b, 8); diff |= x ^ y; a += 8; b += 8; }
