@@ -56,7 +56,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     for group in sorted(groups):
         tr.write_line("")
         tr.write_line(f"[{group}]")
-        head = f"  {'case':26} {'impl':10} {'min':>12} {'median':>12} {'per unit':>16} {'ratio':>9}"
+        cw = max([4] + [len(c) for c in groups[group]])
+        iw = max([4] + [len(i) for c in groups[group].values() for i in c])
+        head = f"  {'case':{cw}} {'impl':{iw}} {'min':>12} {'median':>12} {'per unit':>16} {'ratio':>9}"
         if floor is not None:
             head += f" {'net of floor':>13}"
         tr.write_line(head)
@@ -70,7 +72,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
                 unit = b.extra_info.get("unit", "unit")
                 per_text = f"{_fmt(b.stats.min / per).strip()}/{unit}" if per else ""
                 ratio = f"{b.stats.min / ref.stats.min:8.1f}x" if ref is not None else ""
-                line = f"  {case:26} {impl:10} {_fmt(b.stats.min)} {_fmt(b.stats.median)} {per_text:>16} {ratio:>9}"
+                line = f"  {case:{cw}} {impl:{iw}} {_fmt(b.stats.min)} {_fmt(b.stats.median)} {per_text:>16} {ratio:>9}"
                 if floor is not None and impl == "fastka":
                     net = b.stats.min - floor
                     line += f" {_fmt(net / per if per else net):>13}"
