@@ -25,6 +25,7 @@ SANITIZE = _flag("FASTKA_SANITIZE")
 CYTHON_MODULES = {
     "fastka._vrrp": "src/fastka/_vrrp.pyx",
     "fastka._loop": "src/fastka/_loop.pyx",
+    "fastka._check": "src/fastka/_check.pyx",
     "fastka._vrrp_engine": "src/fastka/_vrrp_engine.pyx",
 }
 

@@ -24,7 +24,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from fastka.check.base import LoopLike, Probe, Result
 from fastka.check.notify import Notifier
@@ -265,6 +265,163 @@ class Checker(CheckerBase):
 
     def describe(self) -> str:
         return self.spec.kind
+
+
+class SteadyCheck(Probe, Protocol):
+    """What :class:`SteadyChecker` needs from its check (``fastka._check.Check``; the
+    reference ``fastka._check_py`` documents it)."""
+
+    expect: int
+
+    @property
+    def when(self) -> float | None: ...
+    @property
+    def due(self) -> float: ...
+    @property
+    def step(self) -> int: ...
+    @property
+    def ended(self) -> float: ...
+    @property
+    def absorbed(self) -> int: ...
+    @property
+    def last_due(self) -> float: ...
+    @property
+    def last_reason(self) -> str: ...
+    def arm(
+        self, when: float, step: int, done: Callable[[Result], None], expect: int = -1, delay: float = 0.0
+    ) -> None: ...
+
+
+class SteadyChecker(Checker):
+    """A :class:`Checker` whose attempts run on a compiled check (TCP_CHECK, HTTP_GET).
+
+    Whenever the state machine would do nothing on the next verdict but count it and
+    re-arm -- up and a success comes (``delay_loop`` later the next URL), or down and the
+    polled URL fails again -- the check is armed to absorb that verdict itself, in C,
+    for as long as it repeats (``Check.arm(..., expect, delay)``); the first verdict that
+    differs comes back here as if every absorbed one had been seen. Counters and times
+    for status reports (``failures``, ``last_check``, ``detail``) are read through the
+    check, so they are current without waking Python per attempt.
+    """
+
+    def __init__(
+        self, spec: CheckerSpec, check: SteadyCheck, rs: RealServer, loop: LoopLike, **kw: Any
+    ) -> None:
+        self.check = check
+        self._expect = -1  # the verdict the check absorbs in the current run
+        self._seen = 0  # absorbed verdicts already folded into the fields below
+        self._failures = 0
+        self._last_check: float | None = None
+        self._detail: str | None = None
+        self._ended: float | None = None  # end of the attempt being reported
+        super().__init__(spec, check, rs, loop, **kw)
+
+    # -- status fields: the Python value plus what the check absorbed since
+    def _unseen(self) -> int:
+        return self.check.absorbed - self._seen if self._expect >= 0 else 0
+
+    @property
+    def failures(self) -> int:
+        return self._failures + (self._unseen() if self._expect == 0 else 0)
+
+    @failures.setter
+    def failures(self, value: int) -> None:
+        self._failures = value
+
+    @property
+    def last_check(self) -> float | None:
+        return self.check.last_due + WALL_OFFSET if self._unseen() else self._last_check
+
+    @last_check.setter
+    def last_check(self, value: float | None) -> None:
+        self._last_check = value
+
+    @property
+    def detail(self) -> str | None:
+        return self.check.last_reason if self._expect == 0 and self._unseen() else self._detail
+
+    @detail.setter
+    def detail(self, value: str | None) -> None:
+        self._detail = value
+
+    def _fold(self) -> None:
+        """Take the absorbed verdicts into the Python fields."""
+        if self._unseen():
+            self._failures, self._last_check, self._detail = self.failures, self.last_check, self.detail
+        self._seen = self.check.absorbed
+
+    # -- scheduling
+    def _schedule(self, delay: float, now: float | None = None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self._fold()
+        if now is None:
+            now = self._ended if self._ended is not None else self.loop.time()
+        self.due = now + delay
+        if not self.enabled:
+            self.check.cancel()
+            self._expect = -1
+            self.timer = self.loop.call_at(self.due, self._run)  # _run skips the attempt
+            return
+        self._expect, steady_delay = self._steady()
+        self.check.arm(self.due, self.step, self._on_check_result, self._expect, steady_delay)
+        self._seen = 0  # arm() restarts the count
+
+    def _steady(self) -> tuple[int, float]:
+        """(verdict, delay): the verdict on which _on_result would change nothing but the
+        counters and re-arm ``delay`` after the attempt (-1: none)."""
+        spec = self.spec
+        if not self.has_run or self.stopped:
+            return -1, 0.0
+        if self.is_up:
+            # retry_it 0: not retrying; failed_step None: not re-checking after recovery
+            if self.retry_it == 0 and self.failed_step is None and self.pass_ok:
+                return 1, spec.delay_loop
+            return -1, 0.0
+        # Down: polling the failed URL. A failure of it again changes nothing (unless logged).
+        if self.failed_step == self.step and self.pass_ok and not self.log_all_failures:
+            if self.n_steps > 1 or self.recheck:
+                return 0, max(spec.delay_before_retry, spec.delay_loop)
+            return 0, spec.delay_loop
+        return -1, 0.0
+
+    def _on_check_result(self, result: Result) -> None:
+        check = self.check
+        self._fold()
+        self._expect = -1
+        self.due = check.due
+        self.step = check.step
+        self._ended = check.ended
+        try:
+            self._on_result(result)
+        finally:
+            self._ended = None
+
+    def stop(self) -> None:
+        super().stop()
+        self._fold()
+        self._expect = -1
+        self.check.cancel()
+
+    def next_run(self) -> float | None:
+        when = self.check.when
+        return when if when is not None else super().next_run()
+
+    def set_enabled(self, enabled: bool) -> None:
+        was = self.enabled
+        super().set_enabled(enabled)
+        if was and not enabled:
+            when = self.check.when
+            if when is not None:
+                # Waiting for the next attempt: let _run skip it, from the same time.
+                self._fold()
+                self.check.cancel()
+                self._expect = -1
+                self.due = when
+                self.timer = self.loop.call_at(when, self._run)
+            else:
+                self.check.expect = -1  # an attempt in flight: report it (it re-arms in Python)
 
 
 # ---------------------------------------------------------------------- real servers

@@ -24,7 +24,7 @@ from fastka._linux import NETLINK_ROUTE
 from fastka.check.base import LoopLike, Target
 from fastka.check.dns import DnsProbe
 from fastka.check.file import FileChecker
-from fastka.check.fsm import Checker, CheckerBase, RealServer, VirtualServer
+from fastka.check.fsm import Checker, CheckerBase, RealServer, SteadyChecker, VirtualServer
 from fastka.check.http import HttpProbe, client_ssl_context
 from fastka.check.misc import MiscProbe
 from fastka.check.notify import LoopNotifier, Notifier, resolve_user, script_is_secure
@@ -45,7 +45,7 @@ from fastka.check.spec import (
     VirtualServerSpec,
     family_of,
 )
-from fastka.check.tcp import TcpProbe
+from fastka.check.steady import http_urls, new_check
 from fastka.check.udp import UdpProbe
 from fastka.log import get_logger
 
@@ -132,9 +132,21 @@ class CheckerManager:
         else:
             target = Target.of(cs, rs_spec.address, rs_spec.port, "tcp")
         t = cs.connect_timeout
-        if isinstance(p, TcpParams):
-            probe = TcpProbe(loop, target, t)
-        elif isinstance(p, HttpParams):
+        urls = http_urls(target, p) if isinstance(p, HttpParams) else None
+        if isinstance(p, TcpParams) or urls is not None:
+            # TCP_CHECK and plain HTTP_GET: compiled attempts and steady state (check/steady.py)
+            return SteadyChecker(
+                cs,
+                new_check(loop, target, t, urls or ()),
+                rs,
+                loop,
+                target=target.describe(),
+                n_steps=len(urls) if urls else 1,
+                recheck_after_recovery=urls is not None,
+                rng=self.rng,
+                log_all_failures=g.checker_log_all_failures,
+            )
+        if isinstance(p, HttpParams):
             probe = HttpProbe(loop, target, t, p, self.ssl_context() if p.ssl else None)
             n_steps = len(p.urls)
             recheck = True
