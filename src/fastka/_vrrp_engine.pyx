@@ -28,8 +28,8 @@ from libc.string cimport memcmp, memcpy, memset
 
 from fastka._loop cimport (Loop, fk_io, fk_io_start, fk_io_stop, fk_now, fk_timer,
                            fk_timer_active, fk_timer_init, fk_timer_start, fk_timer_stop)
-from fastka._vrrp cimport (Batch, Expect, VridTable, vrrp_ah_sign, vrrp_batch_t, vrrp_encode,
-                           vrrp_ipv4_header, vrrp_update_priority, vrrp_validate_batch)
+from fastka._vrrp cimport (Batch, Expect, VridTable, vrrp_ah_sign, vrrp_batch_t, vrrp_encode, vrrp_fold,
+                           vrrp_ipv4_header, vrrp_sum, vrrp_update_priority, vrrp_validate_batch)
 
 from fastka._vrrp_engine_py import SlotStats
 
@@ -153,6 +153,8 @@ cdef class _Slot:
     cdef uint8_t *pkts            # one prebuilt packet per destination, plen bytes apart
     cdef Py_ssize_t plen          # whole IPv4 packet, or the VRRP message for IPv6
     cdef Py_ssize_t msg_off       # where the VRRP message starts in a packet
+    cdef int link_len             # 14 with a link-layer (Ethernet) header, else 0
+    cdef uint8_t link[14]
     cdef bint multicast
     cdef int ttl
     cdef bint pseudo_header
@@ -198,12 +200,16 @@ cdef class _Slot:
         cdef const uint8_t *addrs = <const uint8_t *><char *>self.addresses
         cdef Py_ssize_t alen_total = len(self.addresses)
         cdef bint ah = self.family == AF_INET and self.version == 2 and self.auth_type == VRRP_AUTH_AH
-        hlen = (20 + (24 if ah else 0)) if self.family == AF_INET else 0
+        cdef int L = self.link_len
+        if self.family == AF_INET:
+            hlen = 20 + (24 if ah else 0)
+        else:
+            hlen = 40 if L else 0  # with a link header we write the IPv6 header too
         n = 8 + alen_total + (8 if self.version == 2 else 0)
         PyMem_Free(self.pkts)
         self.pkts = NULL
-        self.plen = hlen + n
-        self.msg_off = hlen
+        self.plen = L + hlen + n
+        self.msg_off = L + hlen
         if self.ndst == 0:
             return 0
         self.pkts = <uint8_t *>PyMem_Malloc(self.plen * self.ndst)
@@ -212,12 +218,26 @@ cdef class _Slot:
         memset(self.pkts, 0, self.plen * self.ndst)
         for i in range(self.ndst):
             p = self.pkts + i * self.plen
-            vrrp_encode(p + hlen, self.version, self.vrid, self.priority, self.adver_int, addrs,
+            if L:
+                memcpy(p, self.link, 14)
+            vrrp_encode(p + self.msg_off, self.version, self.vrid, self.priority, self.adver_int, addrs,
                         alen_total, self.auth_type, self.auth_data, 8, self.src,
                         self.dsts + 16 * i, self.alen, self.pseudo_header)
             if self.family == AF_INET:
-                vrrp_ipv4_header(p, self.src, self.dsts + 16 * i, self.ttl, 0,
-                                 IPPROTO_AH if ah else IPPROTO_VRRP, <int>self.plen)
+                vrrp_ipv4_header(p + L, self.src, self.dsts + 16 * i, self.ttl, 0,
+                                 IPPROTO_AH if ah else IPPROTO_VRRP, <int>(self.plen - L))
+            elif L:
+                # version 6, traffic class 0xc0 (as Keepalived), flow label 0
+                p[L] = 0x6C
+                p[L + 1] = 0
+                p[L + 2] = 0
+                p[L + 3] = 0
+                p[L + 4] = <uint8_t>(n >> 8)
+                p[L + 5] = <uint8_t>n
+                p[L + 6] = IPPROTO_VRRP
+                p[L + 7] = <uint8_t>self.ttl
+                memcpy(p + L + 8, self.src, 16)
+                memcpy(p + L + 24, self.dsts + 16 * i, 16)
         return 0
 
 
@@ -345,6 +365,27 @@ cdef class _Receiver:
 
 # ---------------------------------------------------------------------------- C callbacks
 
+cdef inline void _stamp(_Slot s, uint8_t *p) noexcept:
+    """Per-send fields of an IPv4 packet: the next IP ID, the AH sequence number and ICV,
+    and (link-layer path, where the kernel adds nothing) the header checksum."""
+    cdef uint8_t *ip
+    cdef uint16_t csum
+    if s.family != AF_INET:
+        return
+    ip = p + s.link_len
+    s.ident = <uint16_t>(s.ident % 0xFFFF + 1)
+    ip[4] = <uint8_t>(s.ident >> 8)
+    ip[5] = <uint8_t>s.ident
+    if s.version == 2 and s.auth_type == VRRP_AUTH_AH:
+        s.ah_seq += 1
+        vrrp_ah_sign(ip, s.plen - s.link_len, s.auth_data, s.ah_seq)
+    if s.link_len:
+        ip[10] = 0
+        ip[11] = 0
+        csum = <uint16_t>~vrrp_fold(vrrp_sum(ip, 20, 0))
+        memcpy(ip + 10, &csum, 2)
+
+
 cdef void _readable(fk_io *io, uint32_t events, void *data) noexcept:
     (<_Receiver>data).read()
 
@@ -387,6 +428,7 @@ cdef class Engine:
     cdef iovec qiov[SEND_QUEUE]
     cdef uint8_t qcbuf[SEND_QUEUE][CBUF]
     cdef int qfd[SEND_QUEUE]
+    cdef int qflags[SEND_QUEUE]
     cdef PyObject *qslot[SEND_QUEUE]   # strong references while queued
 
     def __cinit__(self):
@@ -504,7 +546,7 @@ cdef class Engine:
     def set_advert(self, int sid, sock, *, int family, int version, int priority, int adver_int,
                    bytes addresses, int auth_type=0, bytes auth_data=b"", bytes src, dsts,
                    bint multicast, int ttl=255, bint pseudo_header=True, int ifindex=0,
-                   double interval):
+                   double interval, link=None):
         cdef _Slot s = self._slots[sid]
         cdef list dl = [bytes(d) for d in dsts]
         cdef int alen = 4 if family == AF_INET else 16
@@ -515,7 +557,16 @@ cdef class Engine:
             raise ValueError("addresses of the wrong family")
         if len(auth_data) > 8:
             raise ValueError("auth_data longer than 8 bytes")
+        if link is not None and len(link) != 14:
+            raise ValueError("link must be a 14-byte Ethernet header")
         self.flush()  # queued packets point into the buffers rebuilt below
+        cdef bytes lk
+        if link is None:
+            s.link_len = 0
+        else:
+            lk = bytes(link)
+            s.link_len = 14
+            memcpy(s.link, <char *>lk, 14)
         s.sock = sock
         s.fd = sock.fileno() if sock is not None else -1
         s.family = family
@@ -603,18 +654,11 @@ cdef class Engine:
             if self.nq >= SEND_QUEUE:
                 self.flush()
             p = s.pkts + i * s.plen
-            if s.family == AF_INET:
-                s.ident = <uint16_t>(s.ident % 0xFFFF + 1)
-                p[4] = <uint8_t>(s.ident >> 8)
-                p[5] = <uint8_t>s.ident
             if priority != s.priority:
-                # a one-off priority (0 when leaving): patch a copy in the queue's buffer
-                # would need per-packet storage; sending it directly is simpler and rare
+                # a one-off priority (0 when leaving): sent at once from a patched copy
                 self.send_one(s, i, priority)
                 continue
-            if s.family == AF_INET and s.version == 2 and s.auth_type == VRRP_AUTH_AH:
-                s.ah_seq += 1
-                vrrp_ah_sign(p, s.plen, s.auth_data, s.ah_seq)
+            _stamp(s, p)
             m = &self.qmsg[self.nq].msg_hdr
             self.qiov[self.nq].iov_base = p
             self.qiov[self.nq].iov_len = <size_t>s.plen
@@ -622,7 +666,12 @@ cdef class Engine:
             m.msg_iovlen = 1
             m.msg_name = &s.dst_sa[i]
             m.msg_flags = 0
-            if s.family == AF_INET:
+            if s.link_len:  # a packet socket bound to the interface: the frame says it all
+                m.msg_name = NULL
+                m.msg_namelen = 0
+                m.msg_control = NULL
+                m.msg_controllen = 0
+            elif s.family == AF_INET:
                 m.msg_namelen = sizeof(sockaddr_in)
                 m.msg_control = NULL
                 m.msg_controllen = 0
@@ -639,6 +688,7 @@ cdef class Engine:
                 memcpy(pi.ipi6_addr.s6_addr, s.src, 16)
                 pi.ipi6_ifindex = s.ifindex
             self.qfd[self.nq] = s.fd
+            self.qflags[self.nq] = MSG_DONTROUTE if s.multicast and not s.link_len else 0
             Py_INCREF(s)
             self.qslot[self.nq] = <PyObject *>s
             self.nq += 1
@@ -648,7 +698,7 @@ cdef class Engine:
 
     cdef void send_one(self, _Slot s, int i, int priority) noexcept:
         """Send destination ``i`` of ``s`` now with another priority (a copy is patched)."""
-        cdef uint8_t buf[20 + 24 + 16 + 255 * 16]
+        cdef uint8_t buf[14 + 40 + 16 + 255 * 16]
         cdef mmsghdr mm
         cdef iovec iov
         cdef uint8_t cb[CBUF]
@@ -659,16 +709,16 @@ cdef class Engine:
             return
         memcpy(buf, s.pkts + i * s.plen, s.plen)
         vrrp_update_priority(buf + s.msg_off, priority)
-        if s.family == AF_INET and s.version == 2 and s.auth_type == VRRP_AUTH_AH:
-            s.ah_seq += 1
-            vrrp_ah_sign(buf, s.plen, s.auth_data, s.ah_seq)
+        _stamp(s, buf)
         iov.iov_base = buf
         iov.iov_len = <size_t>s.plen
         memset(&mm, 0, sizeof(mm))
         mm.msg_hdr.msg_iov = &iov
         mm.msg_hdr.msg_iovlen = 1
         mm.msg_hdr.msg_name = &s.dst_sa[i]
-        if s.family == AF_INET:
+        if s.link_len:
+            mm.msg_hdr.msg_name = NULL
+        elif s.family == AF_INET:
             mm.msg_hdr.msg_namelen = sizeof(sockaddr_in)
         else:
             mm.msg_hdr.msg_namelen = sizeof(sockaddr_in6)
@@ -682,7 +732,7 @@ cdef class Engine:
             pi = <in6_pktinfo *>CMSG_DATA(cm)
             memcpy(pi.ipi6_addr.s6_addr, s.src, 16)
             pi.ipi6_ifindex = s.ifindex
-        rc = sendmmsg(s.fd, &mm, 1, MSG_DONTROUTE if s.multicast else 0)
+        rc = sendmmsg(s.fd, &mm, 1, MSG_DONTROUTE if s.multicast and not s.link_len else 0)
         if rc == 1:
             s.sent += 1
         else:
@@ -701,10 +751,9 @@ cdef class Engine:
         fk_timer_stop(&self.flush_timer)
         while start < self.nq:
             end = start + 1
-            while end < self.nq and self.qfd[end] == self.qfd[start]:
+            while end < self.nq and self.qfd[end] == self.qfd[start] and self.qflags[end] == self.qflags[start]:
                 end += 1
-            s = <_Slot>self.qslot[start]
-            flags = MSG_DONTROUTE if s.multicast else 0
+            flags = self.qflags[start]
             k = start
             while k < end:
                 rc = sendmmsg(self.qfd[k], &self.qmsg[k], end - k, flags)

@@ -44,6 +44,7 @@ from fastka.vrrp.codec import (
 __all__ = ["Engine", "EngineHandler", "SlotStats"]
 
 _IN6_PKTINFO = struct.Struct("=16sI")
+_IP6 = struct.Struct("!IHBB16s16s")
 _ANC4 = socket.CMSG_SPACE(12)
 _ANC6 = socket.CMSG_SPACE(20) + socket.CMSG_SPACE(4)
 _INT = struct.Struct("=i")
@@ -116,6 +117,7 @@ class _Slot:
     dsts: list[bytes] = field(default_factory=list)
     dst_addrs: list[tuple[Any, ...]] = field(default_factory=list)
     multicast: bool = True
+    link: bytes | None = None
     ttl: int = 255
     pseudo_header: bool = True
     ifindex: int = 0
@@ -232,10 +234,21 @@ class Engine:
         pseudo_header: bool = True,
         ifindex: int = 0,
         interval: float,
+        link: bytes | None = None,
     ) -> None:
-        """What ``sid`` sends and where (the socket may be None while it cannot send)."""
+        """What ``sid`` sends and where (the socket may be None while it cannot send).
+
+        ``link``: the 14-byte Ethernet header (destination MAC, source MAC, EtherType):
+        ``sock`` is then a packet socket bound to the interface and the engine sends whole
+        frames, IP header included (IPv6 too, with the VRRP checksum computed here) --
+        the multicast fast path, past the kernel's IP output. Otherwise ``sock`` is the
+        raw IPv4 (header included) or IPv6 (kernel header and checksum) socket.
+        """
+        if link is not None and len(link) != 14:
+            raise ValueError("link must be a 14-byte Ethernet header")
         s = self._slots[sid]
         s.sock = sock
+        s.link = link
         s.family = family
         s.version = version
         s.priority = priority
@@ -297,7 +310,9 @@ class Engine:
             return
         for dst, addr in zip(s.dsts, s.dst_addrs, strict=True):
             try:
-                if s.family == AF_INET:
+                if s.link is not None:
+                    sock.send(s.link + self._ip_packet(s, priority, dst))
+                elif s.family == AF_INET:
                     s.ident = s.ident % 0xFFFF + 1
                     if s.version == 2 and s.auth_type == VRRP_AUTH_AH:
                         s.ah_seq += 1
@@ -316,6 +331,22 @@ class Engine:
                 if not s.send_error_reported:
                     s.send_error_reported = True
                     self.handler.engine_send_error(s.sid, exc.errno or errno.EIO)
+
+    @staticmethod
+    def _ip_packet(s: _Slot, priority: int, dst: bytes) -> bytes:
+        """The whole IP packet for the link-layer path (the kernel adds nothing)."""
+        if s.family == AF_INET:
+            s.ident = s.ident % 0xFFFF + 1
+            if s.version == 2 and s.auth_type == VRRP_AUTH_AH:
+                s.ah_seq += 1
+            n = encode_ipv4_into(
+                s.buf, 0, s.version, s.vrid, priority, s.adver_int, s.addresses, s.auth_type,
+                s.auth_data, s.src, dst, s.ttl, s.ident, s.ah_seq or 1, s.pseudo_header,
+            )  # fmt: skip
+            return bytes(s.buf[:n])
+        msg = encode(3, s.vrid, priority, s.adver_int, s.addresses, 0, b"", s.src, dst)
+        # version 6, traffic class 0xc0 (as Keepalived), flow label 0, next header 112
+        return _IP6.pack(0x6C000000, len(msg), 112, s.ttl, s.src, dst) + msg
 
     # -- master-down timer -------------------------------------------------------------------
 

@@ -110,3 +110,55 @@ def test_ipv6_adverts(lan: Lan, impl: str) -> None:
     f = frames[0]
     assert f.data[22:38] == ll and f.data[38:54] == group and f.data[21] == 255  # src, dst, hop limit
     assert f.data[54:] == encode(3, 57, 150, 100, vip, 0, b"", ll, group)
+
+
+@pytest.mark.parametrize("impl", PARAMS)
+def test_link_layer_frames(lan: Lan, impl: str) -> None:
+    """Multicast adverts as whole frames on a packet socket: IPv4 (header checksum, ID)
+    and IPv6 (header, VRRP checksum with the pseudo-header) built by the engine."""
+    from fastka.vrrp.codec import encode_ipv4, inet_checksum
+
+    mod, loop_mod = load(impl), load(LOOPS[impl])
+    loop = loop_mod.Loop()
+    engine = mod.Engine(loop, Quiet())
+
+    def packet_socket() -> socket.socket:
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_NONBLOCK, 0)
+        s.bind(("eth0", 0))
+        return s
+
+    psock = lan.rig.own(lan.r1.call(packet_socket))
+    mac = bytes.fromhex("029900000011")
+    src4, group4 = socket.inet_aton("10.99.0.11"), socket.inet_aton("224.0.0.18")
+    vip4 = socket.inet_aton("10.99.0.100")
+    ll = lan.r1.link_local("eth0").packed
+    group6, vip6 = (
+        socket.inet_pton(socket.AF_INET6, "ff02::12"),
+        socket.inet_pton(socket.AF_INET6, "fd99::100"),
+    )
+    s4, s6 = engine.add_slot(55), engine.add_slot(57)
+    engine.set_advert(s4, psock, family=AF_INET, version=3, priority=150, adver_int=100, addresses=vip4,
+                      src=src4, dsts=[group4], multicast=True, interval=1.0,
+                      link=bytes.fromhex("01005e000012") + mac + b"\x08\x00")  # fmt: skip
+    engine.set_advert(s6, psock, family=AF_INET6, version=3, priority=150, adver_int=100, addresses=vip6,
+                      src=ll, dsts=[group6], multicast=True, interval=1.0,
+                      link=bytes.fromhex("333300000012") + mac + b"\x86\xdd")  # fmt: skip
+    cap = lan.rig.capture(lan.lan)
+    try:
+        engine.send_now(s4)
+        engine.send_now(s4)
+        engine.send_now(s6)
+        engine.send_now(s4, 0)
+        frames = cap.wait(lambda f: f.is_vrrp, count=4, timeout=3)
+    finally:
+        loop.close()
+    v4 = [f.data for f in frames if f.ethertype == 0x0800]
+    want = [
+        encode_ipv4(3, 55, p, 100, vip4, 0, b"", src4, group4, 255, ident)
+        for p, ident in ((150, 1), (150, 2), (0, 3))
+    ]
+    assert v4 == [bytes.fromhex("01005e000012") + mac + b"\x08\x00" + w for w in want]
+    assert all(inet_checksum(f[14:34]) == 0 for f in v4)
+    [f6] = [f.data for f in frames if f.ethertype == 0x86DD]
+    assert f6[14:22] == bytes.fromhex("6c000000001870ff") and f6[22:38] == ll and f6[38:54] == group6
+    assert f6[54:] == encode(3, 57, 150, 100, vip6, 0, b"", ll, group6)

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastka.errors import NetlinkOpError
 from fastka.notify import ScriptRunner, VrrpNotifier
+from fastka.vrrp.addresses import AddressOps
 from fastka.vrrp.arp import GarpSender
 from fastka.vrrp.codec import (
     AF_INET,
@@ -188,6 +189,23 @@ class _SharedSocket:
     rid: int | None = None
 
 
+class _PacketSocket:
+    """A send-only packet socket bound to one interface, for whole multicast frames
+    (protocol 0: the kernel delivers it nothing)."""
+
+    def __init__(self, ifname: str) -> None:
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC, 0)
+        try:
+            s.bind((ifname, 0))
+        except BaseException:
+            s.close()
+            raise
+        self.sock = s
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 class Slot:
     """One instance's I/O: implements :class:`fastka.vrrp.instance.InstanceIO`."""
 
@@ -337,7 +355,11 @@ class Slot:
         ifindex = iface.index if iface is not None else None
         unicast_src = str(cfg.unicast_src_ip) if cfg.unicast and cfg.unicast_src_ip is not None else None
         ttl = cfg.unicast_ttl if cfg.unicast and cfg.unicast_ttl is not None else 255
-        send_key = (ifname, self.family, ttl if self.family == AF_INET6 and cfg.unicast else None)
+        link = self.link_header(iface)
+        if link is not None:
+            send_key: tuple[Any, ...] = ("packet", ifname)
+        else:
+            send_key = (ifname, self.family, ttl if self.family == AF_INET6 and cfg.unicast else None)
         recv_key = (ifname, self.family, self.protocol, unicast_src)
         self.release()
         send = r.shared_send(send_key, ifname, ifindex, ttl if cfg.unicast else None)
@@ -372,8 +394,30 @@ class Slot:
             pseudo_header=self.pseudo_header,
             ifindex=ifindex or 0,
             interval=cfg.advert_int,
+            link=link,
         )
         self.attached = True
+
+    def link_header(self, iface: Iface | None) -> bytes | None:
+        """The Ethernet header of our multicast adverts, when they can go out as whole
+        frames through a packet socket (the cheaper path: no route lookup, no IP output):
+        multicast on an Ethernet interface. Unicast needs neighbour resolution: IP sockets."""
+        if self.cfg.unicast or iface is None or not iface.mac or self.cfg.mcast_dst_ip is None:
+            return None
+        try:
+            src_mac = bytes.fromhex(iface.mac.replace(":", ""))
+        except ValueError:
+            return None
+        if len(src_mac) != 6 or src_mac == bytes(6):
+            return None
+        group = self.cfg.mcast_dst_ip.packed
+        if self.family == AF_INET:  # RFC 1112: 01:00:5e + the group's low 23 bits
+            dst_mac = b"\x01\x00\x5e" + bytes([group[1] & 0x7F]) + group[2:4]
+            ethertype = b"\x08\x00"
+        else:  # RFC 2464: 33:33 + the group's last 32 bits
+            dst_mac = b"\x33\x33" + group[12:16]
+            ethertype = b"\x86\xdd"
+        return dst_mac + src_mac + ethertype
 
     def release(self) -> None:
         """Give back the shared sockets."""
@@ -415,35 +459,31 @@ class Slot:
 
     def add_addresses(self) -> None:
         r = self.router
+        for vip in self.all_addresses():
+            r.address_op(True, f"({self.name}) add {vip.address}", vip, self.vip_ifname(vip))
         if r.netlink is None:
             return
-        for vip in self.all_addresses():
-            r.netlink_op(
-                f"({self.name}) add {vip.address}",
-                r.netlink.add_address,
-                vip,
-                r.ifindex(self.vip_ifname(vip)),
-            )
         for route in self.cfg.virtual_routes:
             r.netlink_op(f"({self.name}) add route {route.dst}", r.netlink.add_route, route)
         for rule in self.cfg.virtual_rules:
             r.netlink_op(f"({self.name}) add rule", r.netlink.add_rule, rule)
 
-    def remove_addresses(self) -> None:
+    def remove_addresses(self, *, only_present: bool = False) -> None:
+        """Remove rules, routes, eVIPs and VIPs; ``only_present``: skip what the netlink
+        monitor does not show (start-up clean-up, without a request per absent address)."""
         r = self.router
-        if r.netlink is None or (r.stopping and not r.release_on_stop):
+        if r.stopping and not r.release_on_stop:
             return  # -V: the addresses stay (the peer still hears our priority 0)
-        for rule in reversed(self.cfg.virtual_rules):
-            r.netlink_op(f"({self.name}) del rule", r.netlink.del_rule, rule)
-        for route in reversed(self.cfg.virtual_routes):
-            r.netlink_op(f"({self.name}) del route {route.dst}", r.netlink.del_route, route)
+        if r.netlink is not None:
+            for rule in reversed(self.cfg.virtual_rules):
+                r.netlink_op(f"({self.name}) del rule", r.netlink.del_rule, rule)
+            for route in reversed(self.cfg.virtual_routes):
+                r.netlink_op(f"({self.name}) del route {route.dst}", r.netlink.del_route, route)
         for vip in reversed(self.all_addresses()):
-            r.netlink_op(
-                f"({self.name}) del {vip.address}",
-                r.netlink.del_address,
-                vip,
-                r.ifindex(self.vip_ifname(vip)),
-            )
+            ifname = self.vip_ifname(vip)
+            if only_present and not r.address_present(vip, ifname):
+                continue
+            r.address_op(False, f"({self.name}) del {vip.address}", vip, ifname)
 
     def _garp_burst(self, repeat: int) -> None:
         if repeat <= 0:
@@ -549,6 +589,7 @@ class Router:
         self.slots: dict[str, Slot] = {}
         self.by_sid: dict[int, Slot] = {}
         self.groups: dict[str, SyncGroup] = {}
+        self.addr_ops: AddressOps | None = None
         self.runner: ScriptRunner | None = None
         self.notifier: VrrpNotifier | None = None
         self.trackers: Trackers | None = None
@@ -559,6 +600,7 @@ class Router:
         self._vip_check_pending = False
         self._addr_refresh_pending: set[str] = set()
         self._our_vips: set[Any] = set()
+        self._present: set[tuple[int, Any]] | None = None
 
     # -- helpers used by slots -----------------------------------------------------------------
 
@@ -604,6 +646,29 @@ class Router:
         iface.link_local6 = ll6.packed if ll6 is not None else None
         iface.addrs_valid = True
 
+    def address_op(self, add: bool, what: str, vip: IpAddress, ifname: str) -> None:
+        """Add or remove one VIP (the fast rtnetlink path; pyroute2 when it is not open)."""
+        index = self.ifindex(ifname)
+        if index is None:
+            if add:
+                log.error("%s failed: interface %s does not exist", what, ifname)
+            return
+        if self.addr_ops is not None:
+            fn = self.addr_ops.add_address if add else self.addr_ops.del_address
+            self.netlink_op(what, fn, vip, index)
+        elif self.netlink is not None:
+            fn = self.netlink.add_address if add else self.netlink.del_address
+            self.netlink_op(what, fn, vip, index)
+
+    def address_present(self, vip: IpAddress, ifname: str) -> bool:
+        """Whether the netlink monitor shows ``vip`` on ``ifname`` (as of the last event)."""
+        if self.monitor is None:
+            return True
+        if self._present is None:
+            self._present = {(index, a.ip) for index, a in self.monitor.addresses}
+        index = self.ifindex(ifname)
+        return index is not None and (index, vip.address.ip) in self._present
+
     def netlink_op(self, what: str, fn: Callable[..., object], *args: object) -> None:
         try:
             fn(*args)
@@ -615,8 +680,10 @@ class Router:
     ) -> _SharedSocket:
         s = self.send_socks.get(key)
         if s is None:
-            if key[1] == AF_INET:
-                sock: Any = SendSocket4(ifname, ifindex)
+            if key[0] == "packet":
+                sock: Any = _PacketSocket(ifname or "")
+            elif key[1] == AF_INET:
+                sock = SendSocket4(ifname, ifindex)
             else:
                 sock = SendSocket6(ifname, ifindex, unicast_hops=hops)
             s = self.send_socks[key] = _SharedSocket(sock)
@@ -771,6 +838,8 @@ class Router:
             self.netlink = Netlink()
         if self.monitor is None:
             self.monitor = RtnlMonitor()
+        if self.addr_ops is None:
+            self.addr_ops = AddressOps()
         self.monitor.attach(self.loop, self._on_rtnl)
         self.runner = ScriptRunner(
             self.loop,
@@ -799,7 +868,7 @@ class Router:
         for slot in self.slots.values():
             if resume.get(slot.name) != "MASTER" and self.release_on_stop:
                 # Keepalived removes what a previous run may have left (non-masters)
-                slot.remove_addresses()
+                slot.remove_addresses(only_present=True)
             slot.attach(now)
         self._static_addresses()
         self.trackers.initialise(now, [s.inst for s in self.slots.values()])
@@ -864,6 +933,7 @@ class Router:
     # -- netlink events --------------------------------------------------------------------------
 
     def _on_rtnl(self, ev: RtnlEvent) -> None:
+        self._present = None
         if self.stopping:
             return
         now = self.loop.time()
@@ -893,10 +963,11 @@ class Router:
                 tr = self.trackers.interfaces.get(i.name)
                 if tr is not None:
                     tr.set_up(now, i.up)
-            if i.exists != was_exists or (i.up and not was_up):
+            renamed = ev.kind == LinkEventKind.CHANGED  # a new MAC: rebuild the frames
+            if i.exists != was_exists or (i.up and not was_up) or renamed:
                 for slot in self.slots.values():
                     if slot.io_ifname == i.name:
-                        if not i.exists:
+                        if not i.exists or renamed:
                             slot.detach()
                         slot.attach(now)
 
@@ -994,6 +1065,9 @@ class Router:
             with contextlib.suppress(Exception):
                 self.netlink.close()
             self.netlink = None
+        if self.addr_ops is not None:
+            self.addr_ops.close()
+            self.addr_ops = None
 
     # -- introspection ---------------------------------------------------------------------------
 
