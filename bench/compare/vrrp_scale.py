@@ -25,7 +25,6 @@ import json
 import os
 import statistics
 import struct
-import subprocess
 import sys
 import time
 from pathlib import Path
