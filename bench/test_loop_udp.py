@@ -8,6 +8,8 @@ Cases (``test_loop_udp[<impl>-<case>]``):
 
 Implementations: ``c`` (bench/c/loop_udp.c: epoll + recv/send, compiled here),
 ``fastka`` (a Python callback per datagram via ``add_datagram_reader`` + ``send_datagram``),
+``fastka-...-batch`` (``add_datagram_batch_reader``: one Python call per loop iteration
+with every datagram read, replies returned and sent by the loop),
 ``fastka-...-capi`` (C callbacks through the loop's C API, ``_loop.pxd``: no Python per
 datagram; recv/send, recvmmsg/sendmmsg for bursts), ``fastka-...-readers``
 (``add_reader`` + ``socket.recv/send``), ``python`` (the reference, datagram API),
@@ -100,6 +102,35 @@ def _run_fastka_datagrams(mod: Any, pairs: int, idle: int) -> float:
     loop.close()
     _close(ps, idles)
     assert n >= MESSAGES
+    return (c1 - c0) / n
+
+
+def _run_fastka_batch(mod: Any, pairs: int, idle: int) -> float:
+    ps, idles = _sockets(pairs, idle)
+    loop = mod.Loop()
+    n = 0
+    stop = loop.stop
+
+    def echo(items: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+        nonlocal n
+        before = n
+        n += len(items)
+        if before < MESSAGES <= n:
+            stop()
+        return items  # the replies: each datagram back on its own socket
+
+    for a, b in ps:
+        loop.add_datagram_batch_reader(a.fileno(), echo)
+        loop.add_datagram_batch_reader(b.fileno(), echo)
+    for s in idles:
+        loop.add_datagram_batch_reader(s.fileno(), echo)
+    c0 = cpu()
+    for a, _ in ps:
+        a.send(PAYLOAD)
+    loop.run()
+    c1 = cpu()
+    loop.close()
+    _close(ps, idles)
     return (c1 - c0) / n
 
 
@@ -231,6 +262,7 @@ VARIANTS = [
     ("c", ""),
     ("fastka", "capi"),
     ("fastka", ""),
+    ("fastka", "batch"),
     ("fastka", "readers"),
     ("python", ""),
     ("asyncio", ""),
@@ -259,6 +291,8 @@ def _run(impl: str, variant: str, pairs: int, idle: int) -> float:
             return _run_fastka_c(pairs, idle)
         if variant == "readers":
             return _run_fastka_readers(_loop, pairs, idle)
+        if variant == "batch":
+            return _run_fastka_batch(_loop, pairs, idle)
         return _run_fastka_datagrams(_loop, pairs, idle)
     if impl == "python":
         return _run_fastka_datagrams(_loop_py, pairs, idle)

@@ -110,6 +110,8 @@ cdef class Loop:
     cdef void *rmsgs               # struct mmsghdr[nrmsgs] and struct iovec[nrmsgs]
     cdef void *riov
     cdef int nrmsgs
+    cdef dict dgram_groups         # callback -> _DgramGroup (add_datagram_batch_reader)
+    cdef list dgram_queue          # groups with datagrams to deliver this iteration
 
     cdef double now(self) except? -1.0
     cdef int ensure_fd(self, int fd) except -1
@@ -124,6 +126,7 @@ cdef class Loop:
     cdef int dispatch_fds(self, int n) except -1
     cdef int call_slot(self, int fd, int slot) except -1
     cdef int read_datagrams(self, int fd, object dg) except -1
+    cdef int flush_datagram_groups(self) except -1
     cdef int dispatch_timers(self) except -1
     cdef void release(self) noexcept
 

@@ -289,6 +289,9 @@ class Loop:
         self._signals_blocked_by_us: set[int] = set()
         self._signalfd = -1
         self._checks: set[ConnectCheck] = set()  # pending connect checks
+        # add_datagram_batch_reader: callback -> [callback, items]; groups to deliver
+        self._dgram_groups: dict[Callable[..., Any], list[Any]] = {}
+        self._dgram_queue: list[list[Any]] = []
         # children: pid -> (pidfd, callback)
         self._children: dict[int, tuple[int, Callable[[int, int], object]]] = {}
 
@@ -532,6 +535,64 @@ class Loop:
             raise ValueError("batch must be 1..1024 and bufsize >= 1")
         n = _fileno(fd)
         self._fd_set(n, 0, (self._read_datagram, (n, callback, args, error_callback, bufsize)))
+
+    def add_datagram_batch_reader(
+        self,
+        fd: FileDescriptorLike,
+        callback: Callable[
+            [list[tuple[int, bytes]]], Iterable[tuple[int, bytes | bytearray | memoryview]] | None
+        ],
+        *,
+        error_callback: Callable[[OSError], object] | None = None,
+        batch: int = 16,
+        bufsize: int = 2048,
+    ) -> None:
+        """Like ``add_datagram_reader``, but ``callback(datagrams)`` is called once per loop
+        iteration with the ``(fd, data)`` read by every batch reader sharing ``callback``
+        (after the iteration's fd events, before its timers). It may return an iterable
+        of ``(fd, data)`` replies, which the loop sends (send() in C; errors are logged
+        at debug level and skipped). One Python call per iteration, not per datagram.
+        """
+        if not 1 <= batch <= 1024 or bufsize < 1:
+            raise ValueError("batch must be 1..1024 and bufsize >= 1")
+        n = _fileno(fd)
+        group = self._dgram_groups.get(callback)
+        if group is None:
+            group = self._dgram_groups[callback] = [callback, []]
+        self._fd_set(n, 0, (self._read_datagram_batch, (n, group, error_callback, bufsize)))
+
+    def _read_datagram_batch(
+        self, fd: int, group: list[Any], error_callback: Callable[[OSError], object] | None, bufsize: int
+    ) -> None:
+        try:
+            data = os.read(fd, bufsize)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as e:
+            if error_callback is not None:
+                error_callback(e)
+            else:
+                logger.debug("datagram reader on fd %d: %s", fd, e)
+            return
+        if not group[1]:
+            self._dgram_queue.append(group)
+        group[1].append((fd, data))
+
+    def _flush_datagram_groups(self) -> None:
+        while self._dgram_queue:
+            queue, self._dgram_queue = self._dgram_queue, []
+            for group in queue:
+                callback, items = group[0], group[1]
+                group[1] = []
+                try:
+                    replies = callback(items)
+                    for fd, data in replies or ():
+                        try:
+                            os.write(fd, data)
+                        except OSError as e:
+                            logger.debug("datagram reply on fd %d: %s", fd, e)
+                except Exception:
+                    _log_exception(callback)
 
     def _read_datagram(
         self,
@@ -872,6 +933,8 @@ class Loop:
                 ent = fds.get(fd)
                 if ent is not None and ent[1] is not None:
                     self._call_handle(fd, 1, ent[1])
+        if self._dgram_queue:
+            self._flush_datagram_groups()
 
     def _call_handle(self, fd: int, slot: int, h: Any) -> None:
         if type(h) is Waiter:

@@ -122,3 +122,66 @@ def test_validation(loop: Any, udp: tuple[socket.socket, socket.socket]) -> None
         loop.add_datagram_reader(udp[0], print, batch=0)
     with pytest.raises(ValueError):
         loop.add_datagram_reader(udp[0], print, bufsize=0)
+
+
+def test_batch_reader_one_call_per_iteration_and_replies(loop: Any) -> None:
+    socks = []
+    try:
+        for _ in range(3):
+            a, b = (
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM),
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM),
+            )
+            a.bind(("127.0.0.1", 0))
+            b.bind(("127.0.0.1", 0))
+            a.connect(b.getsockname())
+            b.connect(a.getsockname())
+            a.setblocking(False)
+            b.setblocking(False)
+            socks.append((a, b))
+        calls: list[list[tuple[int, bytes]]] = []
+
+        def on_batch(items: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+            calls.append(items)
+            return [(fd, data.upper()) for fd, data in items]
+
+        for a, _ in socks:
+            loop.add_datagram_batch_reader(a, on_batch)
+        for i, (_, b) in enumerate(socks):
+            b.send(b"hello%d" % i)
+        time.sleep(0.05)
+        _run_until(loop, lambda: sum(len(c) for c in calls) == 3)
+        assert sorted(d for c in calls for _, d in c) == [b"hello0", b"hello1", b"hello2"]
+        assert {fd for c in calls for fd, _ in c} == {a.fileno() for a, _ in socks}
+        assert len(calls) <= 3  # (the reference reads one datagram per wake-up)
+        replies = []
+        for _, b in socks:
+            _run_until(loop, lambda b=b: _readable(b))
+            replies.append(b.recv(100))
+        assert replies == [b"HELLO0", b"HELLO1", b"HELLO2"]
+    finally:
+        for a, b in socks:
+            a.close()
+            b.close()
+
+
+def test_batch_reader_callback_errors_logged(
+    loop: Any, udp: tuple[socket.socket, socket.socket], caplog: Any
+) -> None:
+    a, b = udp
+
+    def boom(items: list[tuple[int, bytes]]) -> None:
+        raise RuntimeError("batch failed")
+
+    loop.add_datagram_batch_reader(a, boom)
+    b.send(b"x")
+    _run_until(loop, lambda: "batch failed" in caplog.text)
+    assert "batch failed" in caplog.text
+    with pytest.raises(ValueError):
+        loop.add_datagram_batch_reader(a, boom, batch=0)
+
+
+def _readable(s: socket.socket) -> bool:
+    import select
+
+    return bool(select.select([s], [], [], 0)[0])
