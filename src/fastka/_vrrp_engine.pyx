@@ -77,6 +77,23 @@ cdef extern from "<sys/socket.h>" nogil:
         MSG_DONTROUTE
 
 
+cdef extern from "<time.h>" nogil:
+    ctypedef long time_t
+    struct timespec:
+        time_t tv_sec
+        long tv_nsec
+    enum:
+        CLOCK_MONOTONIC
+        TIMER_ABSTIME
+    int clock_nanosleep(int clk, int flags, const timespec *req, timespec *rem)
+
+
+cdef extern from "<sys/prctl.h>" nogil:
+    int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5)
+    enum:
+        PR_SET_TIMERSLACK
+
+
 cdef extern from "<netinet/in.h>" nogil:
     struct in_addr:
         uint32_t s_addr
@@ -113,6 +130,11 @@ cdef enum:
     IPPROTO_AH = 51
     VRRP_AUTH_AH = 2
     FLAG_ADDRESS_MISMATCH = 0x20
+
+# The loop's timers have millisecond ticks, and each wait rounds up: a timer fires up to
+# 1-2 ms late. The master-down timer is the failover time, so its loop timer is armed
+# this much early and the rest is slept precisely (see _down_fired).
+cdef double DOWN_EARLY = 0.002
 
 _log = logging.getLogger("fastka.vrrp")
 
@@ -168,6 +190,7 @@ cdef class _Slot:
     cdef int follow_prio
     cdef int follow_int
     cdef double down_interval
+    cdef double down_deadline     # exact; the loop timer is armed DOWN_EARLY before it
     # statistics
     cdef uint64_t sent
     cdef uint64_t received
@@ -356,7 +379,7 @@ cdef class _Receiver:
             if (s.following and c.priority[i] == s.follow_prio and c.adver_int[i] == s.follow_int
                     and not (c.flags[i] & FLAG_ADDRESS_MISMATCH) and memcmp(src, s.follow_src, alen) == 0):
                 # the steady state of a BACKUP: the master it follows is alive
-                fk_timer_start(eng.loop, &s.down_timer, now + s.down_interval)
+                _arm_down(eng, s, now + s.down_interval)
                 s.fast += 1
                 continue
             _report(eng.handler.engine_advert, (s.sid, PyBytes_FromStringAndSize(<char *>src, alen),
@@ -390,9 +413,31 @@ cdef void _readable(fk_io *io, uint32_t events, void *data) noexcept:
     (<_Receiver>data).read()
 
 
+cdef inline void _arm_down(Engine eng, _Slot s, double when) noexcept:
+    s.down_deadline = when
+    fk_timer_start(eng.loop, &s.down_timer, when - DOWN_EARLY if eng.precise else when)
+
+
 cdef void _down_fired(fk_timer *t, void *data) noexcept:
+    """The master-down timer's loop timer: sleep the last stretch precisely, read what
+    arrived meanwhile (an advert from the master re-arms the timer: no takeover), then
+    tell the state machine."""
     cdef _Slot s = <_Slot>data
-    _report(s.engine.handler.engine_down_timer, (s.sid,))
+    cdef Engine eng = s.engine
+    cdef timespec ts
+    cdef double deadline = s.down_deadline
+    if eng.precise and fk_now(eng.loop) < deadline:
+        ts.tv_sec = <time_t>deadline
+        ts.tv_nsec = <long>((deadline - <double>ts.tv_sec) * 1e9)
+        if ts.tv_nsec >= 1000000000:
+            ts.tv_nsec = 999999999
+        with nogil:
+            clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL)
+        if s.rx is not None:
+            s.rx.read()
+        if s.dead or fk_timer_active(&s.down_timer):
+            return  # re-armed by a fresh advert, or gone
+    _report(eng.handler.engine_down_timer, (s.sid,))
 
 
 cdef void _advert_tick(fk_timer *t, void *data) noexcept:
@@ -417,6 +462,7 @@ cdef class Engine:
 
     cdef Loop loop
     cdef readonly object handler
+    cdef bint precise              # the loop runs on CLOCK_MONOTONIC (not a test clock)
     cdef dict _slots
     cdef dict _receivers
     cdef int _next_sid
@@ -437,6 +483,10 @@ cdef class Engine:
     def __init__(self, Loop loop not None, handler):
         self.loop = loop
         self.handler = handler
+        self.precise = loop.clock is None
+        if self.precise:
+            # timers of this thread wake within 1 us rather than the default 50 us
+            prctl(PR_SET_TIMERSLACK, 1000, 0, 0, 0)
         self._slots = {}
         self._receivers = {}
         self._next_sid = 1
@@ -774,14 +824,14 @@ cdef class Engine:
     # -- master-down timer -------------------------------------------------------------------
 
     def arm_down(self, int sid, double when):
-        fk_timer_start(self.loop, &(<_Slot>self._slots[sid]).down_timer, when)
+        _arm_down(self, <_Slot>self._slots[sid], when)
 
     def cancel_down(self, int sid):
         fk_timer_stop(&(<_Slot>self._slots[sid]).down_timer)
 
     def down_deadline(self, int sid):
         cdef _Slot s = self._slots[sid]
-        return s.down_timer.when if fk_timer_active(&s.down_timer) else None
+        return s.down_deadline if fk_timer_active(&s.down_timer) else None
 
     def follow(self, int sid, src, int priority, int adver_int, double down_interval):
         cdef _Slot s = self._slots[sid]

@@ -63,7 +63,9 @@ def rig(request: pytest.FixtureRequest) -> Any:
     rx.setblocking(False)
     rid = engine.add_receiver(rx, AF_INET)
     sid = engine.add_slot(51)
-    engine.attach(sid, rid, Expect(2, auth_type=0, adver_int=1, unicast=False, addresses=VIP, strict_addresses=True))
+    engine.attach(
+        sid, rid, Expect(2, auth_type=0, adver_int=1, unicast=False, addresses=VIP, strict_addresses=True)
+    )
     engine.set_listening(sid, True)
 
     class R:
@@ -136,7 +138,13 @@ def test_refused_packets_counted_and_reported_once(rig: Any) -> None:
     assert drops[Reason.ADDRESS_MISMATCH] == 1
     reported = [c[1][1] for c in h.calls if c[0] == "drop"]
     assert sorted(reported) == sorted(
-        [Reason.BAD_TTL, Reason.BAD_CHECKSUM, Reason.ADVER_INT_MISMATCH, Reason.ADDRESS_MISMATCH, Reason.TOO_SHORT]
+        [
+            Reason.BAD_TTL,
+            Reason.BAD_CHECKSUM,
+            Reason.ADVER_INT_MISMATCH,
+            Reason.ADDRESS_MISMATCH,
+            Reason.TOO_SHORT,
+        ]
     )
     assert not [c for c in h.calls if c[0] == "advert"]
     # reported again only after a reset (the router resets on transitions)
@@ -176,9 +184,12 @@ def test_hostile_bytes_never_raise(rig: Any) -> None:
             rig.loop.run_once(0)
     rig.feed(bytes(rnd.randrange(256) for _ in range(3000)))
     st = rig.engine.stats(rig.sid)
-    assert sum(st.drops.values()) + len([c for c in rig.handler.calls if c[0] == "advert"]) + sum(
-        rig.engine.receiver_stats(rig.rid)[0].values()
-    ) >= 250
+    assert (
+        sum(st.drops.values())
+        + len([c for c in rig.handler.calls if c[0] == "advert"])
+        + sum(rig.engine.receiver_stats(rig.rid)[0].values())
+        >= 250
+    )
 
 
 def test_detach_and_remove(rig: Any) -> None:
@@ -186,6 +197,10 @@ def test_detach_and_remove(rig: Any) -> None:
     e.detach(rig.sid)
     rig.feed(advert())
     assert e.receiver_stats(rig.rid)[0] == {Reason.UNKNOWN_VRID: 1}
-    e.attach(rig.sid, rig.rid, Expect(2, auth_type=0, adver_int=1, unicast=False, addresses=VIP, strict_addresses=True))
+    e.attach(
+        rig.sid,
+        rig.rid,
+        Expect(2, auth_type=0, adver_int=1, unicast=False, addresses=VIP, strict_addresses=True),
+    )
     rig.feed(advert(prio=200))
     assert [c[0] for c in rig.handler.calls if c[0] == "advert"] == ["advert"]

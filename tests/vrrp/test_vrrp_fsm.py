@@ -29,12 +29,13 @@ def test_start_backup_then_master_after_down_interval() -> None:
     assert io.down_timer == pytest.approx(T0 + 3.609375)
     assert io.notified == [(State.BACKUP, 100)]
     assert not io.adverts_running
+    io.clear()
     inst.on_down_timer(io.down_timer)
     assert inst.state == State.MASTER
     # advert first, then the addresses, then GARPs, then the periodic adverts
     names = io.names()
     assert names.index("send_advert") < names.index("add_addresses") < names.index("garp_master")
-    assert names.index("garp_master") < names.index("start_adverts")
+    assert names.index("garp_master") < names.index("start_adverts") < names.index("notify")
     assert io.adverts() == [100]
     assert io.has_addresses and io.adverts_running
     assert io.notified[-1] == (State.MASTER, 100)

@@ -290,19 +290,21 @@ class Instance:
         self.io.notify(State.BACKUP, self.effective_priority)
 
     def _become_master(self, now: float, reason: str) -> None:
-        """``vrrp_state_goto_master()`` + ``become_master()``: advert first, then the VIPs."""
+        """``vrrp_state_goto_master()`` + ``become_master()``: the advert first (the old
+        master releases the VIPs before our GARPs), the VIPs, the GARPs -- the failover
+        itself, before any bookkeeping or logging -- then the rest."""
+        self.io.send_advert(self.effective_priority)
+        self.io.add_addresses()
+        self.io.garp_master()
+        self.io.start_adverts()
         self._cancel_down()
         self.master_adver_int = self.adver_int
         self.wantstate = State.MASTER
-        self.io.send_advert(self.effective_priority)
         self._set_state(now, State.MASTER, reason)
         self._notice("Entering MASTER STATE (%s)", reason)
         self.became_master += 1
         self.master_src = self.saddr
         self.master_priority = self.effective_priority
-        self.io.add_addresses()
-        self.io.garp_master()
-        self.io.start_adverts()
         self.io.notify(State.MASTER, self.effective_priority)
 
     def _leave_master(self, now: float, new: State, reason: str, *, priority_zero: bool) -> None:
@@ -508,30 +510,34 @@ class Instance:
             self.sync.member_left_master(self, now, f"sync group {self.sync.name}")
 
     def on_down_timer(self, now: float) -> None:
-        """The master-down timer fired (BACKUP)."""
+        """The master-down timer fired (BACKUP). The takeover comes first -- every
+        microsecond here adds to the failover time -- and the words about it after."""
         self.down_deadline = None
         if self.state != State.BACKUP:
             return
         self.io.follow(None, 0, 0, 0.0)
-        if self.master_src is not None and self.master_priority:
-            gone = self.master_down_interval
+        lost = self.master_src
+        gone = self.master_down_interval
+        if lost is not None and self.master_priority:
+            reason = f"no advert from master {_fmt_addr(lost)} for {gone:.3f} s"
+        elif lost is not None:
+            reason = f"priority 0 advert from {_fmt_addr(lost)}"
+        else:
+            reason = "master down timer expired"
+        silent_master = lost is not None and bool(self.master_priority)
+        self.goto_master(now, reason)
+        log.info("(%s) Receive advertisement timeout", self.name)
+        if silent_master and lost is not None and self.state == State.MASTER:
             log.warning(
                 "(%s) no advert from master %s for %.3f s (%d intervals + skew): taking over. If %s is still up, "
                 "its adverts do not reach us: check that IP protocol 112 (VRRP) and multicast %s are allowed",
                 self.name,
-                _fmt_addr(self.master_src),
+                _fmt_addr(lost),
                 gone,
                 self.down_adverts,
-                _fmt_addr(self.master_src),
-                "224.0.0.18" if len(self.master_src) == 4 else "ff02::12",
+                _fmt_addr(lost),
+                "224.0.0.18" if len(lost) == 4 else "ff02::12",
             )
-            reason = f"no advert from master {_fmt_addr(self.master_src)} for {gone:.3f} s"
-        elif self.master_src is not None:
-            reason = f"priority 0 advert from {_fmt_addr(self.master_src)}"
-        else:
-            reason = "master down timer expired"
-        log.info("(%s) Receive advertisement timeout", self.name)
-        self.goto_master(now, reason)
 
     # -- priority ----------------------------------------------------------------------------
 
