@@ -4,13 +4,14 @@
 API: docs/loop-api.md (the reference ``fastka._loop_py`` has the same API and behaviour;
 both pass the same tests). The C level for other compiled modules is in ``_loop.pxd``.
 
-Timer wheel: 7 levels of 64 slots over 1 ms ticks counted from the loop's creation
-(2^42 ticks, ~139 years). A timer goes to the level of the highest 6-bit digit in which
+Timer wheel: 5 levels of 256 slots over 1 ms ticks counted from the loop's creation
+(2^40 ticks, ~34.8 years). A timer goes to the level of the highest 8-bit digit in which
 its tick differs from the current tick, so that a level's slot is cascaded to the levels
-below exactly when the current tick enters its range; lists are appended at the tail and
-cascades keep list order, which gives FIFO order within a tick. A bitmap per level finds
-the next non-empty slot with one count-trailing-zeros, so time jumps (a loop asleep for
-an hour) cost O(levels) per occupied slot, not O(ticks). Arm, cancel and re-arm are O(1).
+below exactly when the current tick enters its range. Slots are vectors appended at the
+end, and cascades keep their order, which gives FIFO order within a tick. A bitmap per
+level finds the next non-empty slot with count-trailing-zeros, so time jumps (a loop
+asleep for an hour) cost O(levels) per occupied slot, not O(ticks). Arm, cancel and
+re-arm are O(1) (amortised); see "the timer wheel" below for the memory layout.
 """
 
 cimport cython
@@ -1659,6 +1660,8 @@ cdef class Loop:
                 ms = ceil_ms(self.wheel.t0 + nt / 1000.0 - self.now())
             if timeout is not None:
                 t = timeout
+                if t != t:
+                    raise ValueError("timeout is NaN")
                 tms = ceil_ms(t)
                 if ms < 0 or tms < ms:
                     ms = tms
