@@ -270,6 +270,9 @@ class Instance:
         self._leave_init(now)
 
     def _leave_init(self, now: float) -> None:
+        if self._resume_master and (self.sync is None or all(m._resume_master for m in self.sync.members)):
+            self._become_master(now, "resumed as MASTER")
+            return
         if (
             self.owner
             and self.wantstate == State.MASTER
@@ -525,9 +528,10 @@ class Instance:
         else:
             reason = "master down timer expired"
         silent_master = lost is not None and bool(self.master_priority)
+        before = self.became_master
         self.goto_master(now, reason)
         log.info("(%s) Receive advertisement timeout", self.name)
-        if silent_master and lost is not None and self.state == State.MASTER:
+        if silent_master and lost is not None and self.became_master > before:
             log.warning(
                 "(%s) no advert from master %s for %.3f s (%d intervals + skew): taking over. If %s is still up, "
                 "its adverts do not reach us: check that IP protocol 112 (VRRP) and multicast %s are allowed",

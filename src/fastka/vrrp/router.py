@@ -601,6 +601,7 @@ class Router:
         self._addr_refresh_pending: set[str] = set()
         self._our_vips: set[Any] = set()
         self._present: set[tuple[int, Any]] | None = None
+        self.quiet_resume: set[str] = set()
 
     # -- helpers used by slots -----------------------------------------------------------------
 
@@ -764,6 +765,8 @@ class Router:
     # -- notifications ---------------------------------------------------------------------------
 
     def notifier_instance(self, slot: Slot, state: State, priority: int) -> None:
+        if slot.name in self.quiet_resume and slot.inst.transitions <= 1:
+            return  # a reload that changed nothing for this MASTER tells nobody (Keepalived)
         if self.notifier is not None:
             self.notifier.instance(slot.cfg, state, priority)
         self.changed()
@@ -829,8 +832,12 @@ class Router:
 
     # -- start ---------------------------------------------------------------------------------
 
-    def start(self, *, resume: dict[str, str] | None = None) -> None:
-        """Build and start everything (in the VRRP child, in its network namespace)."""
+    def start(self, *, resume: dict[str, str] | None = None, reload: bool = False) -> None:
+        """Build and start everything (in the VRRP child, in its network namespace).
+
+        ``resume``: instance name -> state of the previous incarnation (MASTERs resume at
+        once); ``reload``: it was a reload, so resumed MASTERs are not notified again
+        unless ``fifo_write_vrrp_states_on_reload``."""
         config = self.config
         g = config.global_defs
         now = self.loop.time()
@@ -865,6 +872,8 @@ class Router:
         for name, tr in self.trackers.interfaces.items():
             tr.up = self.iface(name).up
         resume = resume or {}
+        if reload and not g.fifo_write_vrrp_states_on_reload:
+            self.quiet_resume = {n for n, st in resume.items() if st == "MASTER"}
         for slot in self.slots.values():
             if resume.get(slot.name) != "MASTER" and self.release_on_stop:
                 # Keepalived removes what a previous run may have left (non-masters)

@@ -111,7 +111,7 @@ class VrrpSubsystem(SubsystemBase):
         )
         self.config = config
         self.router = self._router(config)
-        self.router.start(resume=resume)
+        self.router.start(resume=resume, reload=True)
         self.ctx.status_changed()
 
     def stop(self, done: Callable[[], None]) -> None:
