@@ -6,7 +6,7 @@ import pytest
 
 from fastka._compat import USE_EXTENSIONS
 
-COMPILED = ["fastka._vrrp", "fastka._loop", "fastka._ipvs"]
+COMPILED = ["fastka._vrrp", "fastka._loop", "fastka._ipvs", "fastka._vrrp_engine"]
 
 
 @pytest.mark.skipif(not USE_EXTENSIONS, reason="FASTKA_NO_EXTENSIONS=1: references only")

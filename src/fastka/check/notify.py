@@ -18,15 +18,15 @@ but root or the user the script runs as).
 
 from __future__ import annotations
 
-import grp
 import logging
 import os
-import pwd
-import stat
 from typing import Protocol
 
 from fastka.check.base import LoopLike
 from fastka.check.spec import Script
+
+# the script user, script security and FIFO helpers are shared with the VRRP side
+from fastka.notify import default_script_user, open_fifo, resolve_user, script_is_secure
 
 log = logging.getLogger("fastka.check")
 
@@ -53,69 +53,6 @@ class RecordingNotifier:
 def fifo_bytes(line: str) -> bytes:
     """One LVS FIFO record: the line, a newline and Keepalived's trailing NUL."""
     return line.encode() + b"\n\0"
-
-
-def open_fifo(path: str) -> int:
-    """Open (creating if needed, mode 0644) a FIFO for non-blocking writes."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        os.mkfifo(path, 0o644)
-    else:
-        if not stat.S_ISFIFO(st.st_mode):
-            raise OSError(f"{path} is not a FIFO")
-    # O_RDWR so that opening never fails for want of a reader (as Keepalived).
-    return os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-
-
-def resolve_user(user: str | None, group: str | None) -> tuple[int, int] | None:
-    """(uid, gid) for a script user; None = run as ourselves."""
-    if user is None:
-        return None
-    try:
-        pw = pwd.getpwnam(user) if not user.isdigit() else pwd.getpwuid(int(user))
-    except KeyError:
-        raise LookupError(f"unknown script user {user}") from None
-    gid = pw.pw_gid
-    if group is not None:
-        try:
-            gid = grp.getgrnam(group).gr_gid if not group.isdigit() else int(group)
-        except KeyError:
-            raise LookupError(f"unknown script group {group}") from None
-    return pw.pw_uid, gid
-
-
-def default_script_user(script_user: str | None, script_group: str | None) -> tuple[str | None, str | None]:
-    if script_user is not None:
-        return script_user, script_group
-    try:
-        pwd.getpwnam("keepalived_script")
-    except KeyError:
-        return None, None
-    return "keepalived_script", None
-
-
-def script_is_secure(path: str, uid: int) -> bool:
-    """Keepalived's script security rule for a script run as ``uid``."""
-    if os.getuid() != 0:
-        return True
-    real = os.path.realpath(path)
-    node = real
-    while True:
-        try:
-            st = os.stat(node)
-        except OSError:
-            return False
-        if st.st_uid not in (0, uid):
-            return False
-        if st.st_mode & stat.S_IWOTH and not (stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX):
-            return False
-        if st.st_mode & stat.S_IWGRP and st.st_gid != 0:
-            return False
-        parent = os.path.dirname(node)
-        if parent == node:
-            return True
-        node = parent
 
 
 class LoopNotifier:
