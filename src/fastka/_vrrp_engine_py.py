@@ -17,6 +17,11 @@ machine), and so does the timer's expiry. Refused packets are counted per reason
 handler hears of the first of each reason per slot until ``reset_reports``.
 
 This module is the typed specification of the compiled engine; both have this API.
+
+Departure from DESIGN.md (which puts the hot path in ``_vrrp.pyx``): the engine is its
+own module pair beside the codec, ``cimport``-ing the codec's and the loop's C levels
+(``_vrrp.pxd``, ``_loop.pxd``). The codec stays a pure function library with its own
+tests and fuzzing; the engine, which owns sockets and timers, changes for other reasons.
 """
 
 from __future__ import annotations
