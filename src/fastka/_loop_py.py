@@ -3,9 +3,11 @@
 Same API and the same observable behaviour as ``fastka._loop`` (docs/loop-api.md):
 ``select.epoll`` for file descriptors (the layer under ``selectors.EpollSelector``, used
 directly so that an fd closed while registered can be re-registered), a ``heapq`` of
-``(tick, seq, timer)`` entries with lazy deletion for timers, ``signalfd`` through ctypes
-for signals (so that the signal mask, and what children inherit, is the same as with the
-compiled loop), ``pidfd`` for children and ``eventfd`` for wake-ups from other threads.
+``(tick << 64 | seq, timer)`` entries with lazy deletion for timers, ``signalfd`` through
+ctypes for signals (so that the signal mask, and what children inherit, is the same as
+with the compiled loop), ``pidfd`` for children, ``eventfd`` for wake-ups from other
+threads, ``os.fork`` + exec for ``spawn``, Python sockets for ``connect_check`` and
+``os.read``/``os.write`` for the datagram API (one datagram per wake-up).
 
 Timer semantics shared with the compiled timer wheel, so that both fire in the same order:
 
@@ -32,7 +34,6 @@ import signal
 import socket
 import struct
 import subprocess
-import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from heapq import heappop, heappush
@@ -283,7 +284,6 @@ class Loop:
         self._threadsafe: deque[tuple[Callable[..., object], tuple[Any, ...]]] = deque()
         self._eventfd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._add_internal(self._eventfd, self._on_eventfd)
-        self._thread_id = threading.get_ident()
         # signals
         self._signal_handlers: dict[int, Callable[[int], object]] = {}
         self._signals_blocked_by_us: set[int] = set()
