@@ -490,6 +490,14 @@ class Trackers:
                 t._uses(
                     config, inst, group.track_interface, group.track_script, group.track_file, True, runner
                 )
+            for kind, refs in (("track_process", cfg.track_process), ("track_bfd", cfg.track_bfd)):
+                if refs:
+                    log.warning(
+                        "(%s) %s is not supported yet: %s ignored",
+                        inst.name,
+                        kind,
+                        ", ".join(r.name for r in refs),
+                    )
         return t
 
     def _uses(
