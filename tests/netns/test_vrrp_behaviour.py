@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from rig import Rig, require_netns
-from vrrp_pairs import V3, Inst, Pair, config, explain, make_pair, wait_for
+from vrrp_pairs import V3, Inst, Pair, Variant, config, explain, make_pair, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.netns]
 
@@ -334,6 +334,31 @@ def reload_keeps_state() -> None:
             one_owner(pair)
 
 
+def child_restart_resumes_master() -> None:
+    """The VRRP child of a MASTER is killed: the parent restarts it at once and it resumes
+    as MASTER (its VIPs never left) before the peer's master-down timer runs out."""
+    import os
+
+    v = Variant("v3-1s", advert_int=1.0)
+    with Rig() as rig:
+        a = config(v, 11, 12, [Inst("VI_1", 51, 150, [100])])
+        b = config(v, 12, 11, [Inst("VI_1", 51, 100, [100])])
+        pair = make_pair(rig, "fastka", "keepalived", a, b)
+        with explain(pair):
+            pair.sample("10.99.0.100")
+            da = pair.a.start(rig)
+            db = pair.b.start(rig)
+            pair.wait_owner("10.99.0.100", pair.a, 20)
+            time.sleep(2 * v.advert_int)
+            mark_a, mark_b = da.mark(), db.mark()
+            os.kill(da.vrrp_pid(), signal.SIGKILL)
+            da.wait_log(r"\(VI_1\) Entering MASTER STATE \(resumed as MASTER\)", since=mark_a, timeout=20)
+            time.sleep(v.master_down)
+            assert "Entering MASTER" not in db.log()[mark_b:], "the peer took over"
+            assert "Entering BACKUP" not in da.log()[mark_a:]
+            one_owner(pair)
+
+
 # ------------------------------------------------------------------------- tests
 
 
@@ -346,4 +371,4 @@ def test_owner_sync_group_track_script() -> None:
 
 
 def test_missing_interface_vmac_command_line_reload(tmp_path: Path) -> None:
-    parallel(missing_interface, vmac_and_plain_command_line, reload_keeps_state)
+    parallel(missing_interface, vmac_and_plain_command_line, reload_keeps_state, child_restart_resumes_master)
