@@ -1864,9 +1864,10 @@ cdef class Loop:
         if self.sigfd >= 0:
             close(self.sigfd)
             self.sigfd = -1
-        if self.evfd >= 0:
-            close(self.evfd)
+        if self.evfd >= 0:  # (-1 first: call_soon_threadsafe checks it from other threads)
+            fd = self.evfd
             self.evfd = -1
+            close(fd)
         if self.epfd >= 0:
             close(self.epfd)
             self.epfd = -1
