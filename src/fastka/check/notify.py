@@ -28,6 +28,17 @@ from fastka.check.spec import Script
 # the script user, script security and FIFO helpers are shared with the VRRP side
 from fastka.notify import default_script_user, open_fifo, resolve_user, script_is_secure
 
+__all__ = [
+    "LoopNotifier",
+    "Notifier",
+    "RecordingNotifier",
+    "default_script_user",
+    "fifo_bytes",
+    "open_fifo",
+    "resolve_user",
+    "script_is_secure",
+]
+
 log = logging.getLogger("fastka.check")
 
 
