@@ -359,6 +359,40 @@ def child_restart_resumes_master() -> None:
             one_owner(pair)
 
 
+def routes_rules_and_garp_timing() -> None:
+    """A MASTER's virtual routes and rules are in the kernel while it is MASTER and gone
+    when it stops; its GARPs follow garp_master_repeat, garp_master_delay and
+    garp_master_refresh (+ _repeat)."""
+    with Rig() as rig:
+        lan = rig.bridge("lan")
+        r1 = rig.router("r1", lan, host=11)
+        extra = (
+            "    garp_master_repeat 3\n    garp_master_delay 1\n"
+            "    garp_master_refresh 2\n    garp_master_refresh_repeat 2\n"
+            "    virtual_routes {\n        10.55.0.0/24 dev eth0\n    }\n"
+            "    virtual_rules {\n        from 10.99.0.100 table 100\n    }"
+        )
+        conf = config(V3, 11, 12, [Inst("VI_1", 51, 150, [100], extra)])
+        cap = rig.capture(lan)
+        da = rig.fastka(r1, conf)
+        try:
+            da.wait_state("MASTER", instance="VI_1", timeout=20)
+            assert "10.55.0.0/24" in r1.ip("route", "show", "10.55.0.0/24")
+            assert "from 10.99.0.100 lookup 100" in r1.ip("rule", "show")
+            time.sleep(3.5)
+            garps = [f.t for f in cap.stop() if f.is_garp]
+            t0 = garps[0]
+            bursts = [
+                sum(1 for t in garps if lo <= t - t0 < hi) for lo, hi in ((0, 0.5), (0.5, 1.5), (1.5, 2.5))
+            ]
+            assert bursts == [3, 3, 2], (bursts, [round(t - t0, 3) for t in garps])
+            da.stop()
+            assert r1.ip("route", "show", "10.55.0.0/24").strip() == ""
+            assert "lookup 100" not in r1.ip("rule", "show")
+        except BaseException as exc:
+            raise AssertionError(f"{exc}\n{da.log()[-3000:]}") from exc
+
+
 # ------------------------------------------------------------------------- tests
 
 
@@ -367,7 +401,7 @@ def test_link_nopreempt_preempt_delay_equal() -> None:
 
 
 def test_owner_sync_group_track_script() -> None:
-    parallel(address_owner, sync_group_fault, track_script_weight)
+    parallel(address_owner, sync_group_fault, track_script_weight, routes_rules_and_garp_timing)
 
 
 def test_missing_interface_vmac_command_line_reload(tmp_path: Path) -> None:
