@@ -6,6 +6,8 @@
 * ``require_root()`` / ``require_tool(name)`` skip with a clear reason when something
   is missing -- unless ``FASTKA_REQUIRE_ALL=1`` (set by the test command, so in CI),
   where a missing prerequisite fails the test instead of skipping it silently.
+* ``SHARED`` is the project's reference material (``shared/`` beside the repository, as
+  CI lays it out; ``FASTKA_SHARED`` overrides); ``shared_path(...)`` finds a piece of it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import importlib
 import os
 import shutil
 import sys
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -21,6 +24,7 @@ import pytest
 from fastka._compat import USE_EXTENSIONS
 
 REQUIRE_ALL = os.environ.get("FASTKA_REQUIRE_ALL", "") not in ("", "0")
+SHARED = Path(os.environ.get("FASTKA_SHARED") or Path(__file__).resolve().parents[2] / "shared")
 
 
 def implementations(compiled: str, reference: str) -> list[object]:
@@ -40,6 +44,14 @@ def _missing(reason: str) -> None:
     if REQUIRE_ALL:
         pytest.fail(f"prerequisite missing with FASTKA_REQUIRE_ALL=1: {reason}")
     pytest.skip(reason)
+
+
+def shared_path(*parts: str) -> Path:
+    """A piece of the reference material; skip (fail in CI) when it is not there."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        _missing(f"reference material {path} not found (shared/ beside the repository or FASTKA_SHARED)")
+    return path
 
 
 def require_root() -> None:

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from conftest import implementations, load
+from conftest import SHARED, implementations, load
 from fastka.vrrp.constants import FLAG_AH, FLAG_MULTICAST, FLAG_UNCHANGED, IPPROTO_AH, IPPROTO_VRRP
 from pcap import frames, ip_packet
 
-GOLDEN = Path(__file__).resolve().parents[3] / "shared" / "vrrp-golden"
+GOLDEN = SHARED / "vrrp-golden"
 CAPTURES = sorted(GOLDEN.glob("*.expected.json")) + sorted(GOLDEN.glob("*/*.expected.json"))
 AUTH_PASS = b"secret12"  # auth_pass of the PASS and AH scenarios (their .r1.conf)
 

@@ -7,13 +7,12 @@ import stat
 import textwrap
 from pathlib import Path
 
+from conftest import SHARED
 from fastka.config import Host, loads
 from fastka.config.diagnostics import Diagnostic, Status
 from fastka.config.model import Config
 
-SAMPLES = Path("/work/shared/keepalived-samples")
-if not SAMPLES.is_dir():  # a checkout next to shared/
-    SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "keepalived-samples"
+SAMPLES = SHARED / "keepalived-samples"
 
 # The interfaces samples.txt's ground truth was taken with (veths eth0..eth3, no eth0.1).
 SAMPLE_INTERFACES = frozenset({"lo", "eth0", "eth1", "eth2", "eth3"})

@@ -1034,13 +1034,8 @@ class Lan(NamedTuple):
 
 
 def golden_dir() -> Path:
-    """Keepalived 2.2.7's captures (``vrrp-golden``): a copy under ``tests/data`` or the shared one."""
-    here = Path(__file__).resolve().parent
-    for cand in (here.parent / "data" / "vrrp-golden", here.parents[2] / "shared" / "vrrp-golden"):
-        if (cand / "README.md").is_file():
-            return cand
-    _root._missing("the golden captures (vrrp-golden) are not available")
-    raise AssertionError("unreachable")
+    """Keepalived 2.2.7's captures (``vrrp-golden`` in the shared reference material)."""
+    return Path(_root.shared_path("vrrp-golden"))
 
 
 def golden(name: str) -> dict[str, Any]:

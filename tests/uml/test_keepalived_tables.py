@@ -21,7 +21,7 @@ from types import ModuleType
 
 import pytest
 
-from conftest import implementations, load
+from conftest import SHARED, implementations, load, shared_path
 from fastka.ipvs import msg
 from fastka.ipvs.msg import IPVS_CMD
 from uml import lvs_tables
@@ -30,7 +30,7 @@ from uml.rig import Guest
 pytestmark = [pytest.mark.uml, pytest.mark.slow]
 
 UML_PRELOAD = ("uml.lvs_tables",)
-SAMPLES_DIR = Path("/work/shared/keepalived-samples")
+SAMPLES_DIR = SHARED / "keepalived-samples"
 FEATURES = Path(__file__).resolve().parent / "data" / "ipvs_features.conf"
 # The samples differ little in IPVS terms (mostly NAT, rr, persistence); these cover
 # their variety. FASTKA_UML_ALL_SAMPLES=1 runs every sample (~12 s each in the guest).
@@ -86,7 +86,12 @@ def test_every_ipvs_feature_as_keepalived(uml_guest: Guest) -> None:
     _compare(uml_guest, FEATURES.read_text(), "features")
 
 
-@pytest.mark.skipif(not SAMPLES, reason="no Keepalived samples (../shared/keepalived-samples)")
+def test_samples_are_there() -> None:
+    """The sample comparisons below are parametrised from shared/; an empty set must fail."""
+    shared_path("keepalived-samples")
+    assert SAMPLES
+
+
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.name.removeprefix("keepalived.conf."))
 def test_same_table_as_keepalived(uml_guest: Guest, sample: Path) -> None:
     _compare(uml_guest, lvs_tables.strip_checkers(sample.read_text()), sample.name)

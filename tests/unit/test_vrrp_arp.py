@@ -8,29 +8,18 @@ import socket
 import struct
 from collections.abc import Callable, Iterator
 from ipaddress import IPv4Address, IPv6Address, ip_address
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from conftest import SHARED, shared_path
 from fastka.vrrp.arp import GarpSender, garp_frame, mac_bytes, unsolicited_na_frame
 
-GOLDEN = next(
-    (
-        p
-        for p in (
-            Path(__file__).resolve().parents[1] / "data" / "vrrp-golden",
-            Path(__file__).resolve().parents[3] / "shared" / "vrrp-golden",
-        )
-        if p.is_dir()
-    ),
-    None,
-)
+GOLDEN = SHARED / "vrrp-golden"
 
 
 def golden_frames(kind: str) -> list[dict[str, Any]]:
-    if GOLDEN is None:
-        pytest.skip("vrrp-golden captures not available")
+    shared_path("vrrp-golden")
     out = []
     for path in sorted(GOLDEN.glob("*.expected.json")):
         out.extend(json.loads(path.read_text())[kind])

@@ -6,28 +6,17 @@ from __future__ import annotations
 import json
 import socket
 import struct
-from pathlib import Path
 
 import pytest
 
+from conftest import SHARED, shared_path
 from fastka.vrrp.sockets import IPPROTO_AH, build_ipv4_header, parse_cmsg4, parse_cmsg6
 
-GOLDEN = next(
-    (
-        p
-        for p in (
-            Path(__file__).resolve().parents[1] / "data" / "vrrp-golden",
-            Path(__file__).resolve().parents[3] / "shared" / "vrrp-golden",
-        )
-        if p.is_dir()
-    ),
-    None,
-)
+GOLDEN = SHARED / "vrrp-golden"
 
 
 def golden_ipv4_frames() -> list[dict[str, object]]:
-    if GOLDEN is None:
-        pytest.skip("vrrp-golden captures not available")
+    shared_path("vrrp-golden")
     frames = []
     for path in sorted(GOLDEN.glob("*.expected.json")):
         frames += [f for f in json.loads(path.read_text())["distinct_vrrp_frames"] if "ip" in f]
