@@ -1,6 +1,6 @@
 """Inside user-mode-linux: the real ``fastka -C`` daemon against the real IPVS.
 
-Run by ``test_uml_ipvs.py`` in the guest (topology from ``tests/check/uml_rig.py``):
+Run by ``test_uml_ipvs.py`` in the guest (topology from ``tests/check/topology.py``):
 kill -9 the checker child (the IPVS entries stay, a new child resumes checking), a reload
 storm of 100 SIGHUPs in 10 s alternating two configurations that differ in one real
 server, with a broken file in the middle (unchanged entries never leave the table,

@@ -5,11 +5,8 @@ that is in both configurations; SIGTERM empties the table. One guest boot for al
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -23,34 +20,25 @@ RS1, RS2, RS3 = "10.1.0.11:80", "10.1.0.12:80", "10.1.0.13:80"
 KEY = "TCP 10.0.0.10:80"
 
 
-def _uml_rig() -> ModuleType:
-    # tests/check/uml_rig.py: the checker tests' minimal UML rig (boot, hostfs, modules).
-    name = "fk_check_uml_rig"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, HERE.parent / "check" / "uml_rig.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # its dataclasses look their module up while being defined
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
     require_root()
     require_tool("linux.uml")
-    rig = _uml_rig()
-    script = rig.TOPOLOGY.format(n_rs=3) + (
-        f"export PYTHONDONTWRITEBYTECODE=1\n{rig.PYTHON} {HERE}/guest_ipvs.py $PWD/report.json\n"
-    )
-    result = rig.run_in_guest(script, timeout=240)
-    try:
-        path = result.work / "report.json"
-        assert path.exists(), f"guest failed (rc {result.rc}):\n{result.output[-4000:]}"
-        data: dict[str, Any] = json.loads(path.read_text())
-    finally:
-        rig.cleanup(result)
+    from check import topology
+    from uml.rig import Guest, host_python
+
+    with Guest(mem="1024M") as guest:
+        guest.run(topology.TOPOLOGY.format(n_rs=3), timeout=60, check=True)
+        out = guest.workdir / "report.json"
+        run = guest.run(
+            [host_python(), str(HERE / "guest_ipvs.py"), str(out)],
+            timeout=240,
+            env={"PYTHONDONTWRITEBYTECODE": "1"},
+        )
+        assert out.exists(), (
+            f"guest failed (rc {run.returncode}):\n{run.stdout[-2000:]}\n{run.stderr[-4000:]}"
+        )
+        data: dict[str, Any] = json.loads(out.read_text())
     return data
 
 
