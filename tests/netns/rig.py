@@ -243,13 +243,18 @@ class NetlinkDumper:
             out.append(Addr(index, ipaddress.ip_interface(f"{ip}/{plen}"), flags, scope, label))
         return out
 
-    def has_address(self, address: IPAddress, family: int) -> bool:
+    def has_address(self, address: IPAddress, family: int, *, carrier: bool = False) -> bool:
+        """Whether an interface has ``address``; with ``carrier``, only an interface that is
+        up with carrier counts (FRR keeps a Backup's VIPs on a macvlan in protodown)."""
         packed = address.packed
+        live = {lk.ifindex for lk in self.links().values() if lk.up} if carrier else None
         for typ, data, off, end in self._dump(RTM_GETADDR, _IFADDRMSG.pack(family, 0, 0, 0, 0)):
             if typ != RTM_NEWADDR:
                 continue
             attrs = _attrs(data, off + _IFADDRMSG.size, end)
-            if (attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)) == packed:
+            if (attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)) == packed and (
+                live is None or _IFADDRMSG.unpack_from(data, off)[4] in live
+            ):
                 return True
         return False
 
@@ -685,6 +690,254 @@ class VrrpDaemon(Process):
         self.wait_log(rf"{who} Entering {state} STATE", timeout=timeout, since=since)
 
 
+# --------------------------------------------------------------------------- FRR vrrpd
+
+FRR_SBIN = Path("/usr/lib/frr")
+FRR_USER = "frr"
+VTYSH = "vtysh"
+_FRR_CRASH_DIR = Path("/var/tmp/frr")  # FRR's per-process scratch dirs <daemon>.<pid> (fixed path)
+
+
+def virtual_mac(vrid: int, version: int = 4) -> str:
+    """RFC 5798's virtual router MAC: ``00:00:5e:00:01:VRID`` (IPv4), ``00:00:5e:00:02:VRID`` (IPv6)."""
+    return f"00:00:5e:00:{1 if version == 4 else 2:02x}:{vrid:02x}"
+
+
+@dataclass(frozen=True)
+class FrrVirtualRouter:
+    """One (interface, VRID, family) of an FRR configuration and the macvlan vrrpd needs for it."""
+
+    parent: str
+    vrid: int
+    version: int  # IP version, 4 or 6
+    addresses: tuple[IPAddress, ...]
+
+    @property
+    def ifname(self) -> str:
+        return f"vrrp{self.version}-{self.vrid}"  # at most 10 characters
+
+    @property
+    def mac(self) -> str:
+        return virtual_mac(self.vrid, self.version)
+
+
+def frr_virtual_routers(config: str) -> list[FrrVirtualRouter]:
+    """The virtual routers of an FRR ``vrrpd.conf`` (``interface IF`` / `` vrrp N ip(v6) ADDR``)."""
+    found: dict[tuple[str, int, int], list[IPAddress]] = {}
+    parent = None
+    for raw in config.splitlines():
+        words = raw.split()
+        if not words or words[0] == "!":
+            continue
+        if not raw[0].isspace():
+            parent = words[1] if words[0] == "interface" and len(words) > 1 else None
+            continue
+        if parent and len(words) == 4 and words[0] == "vrrp" and words[2] in ("ip", "ipv6"):
+            ip = ipaddress.ip_address(words[3])
+            found.setdefault((parent, int(words[1]), ip.version), []).append(ip)
+    return [FrrVirtualRouter(p, vrid, ver, tuple(a)) for (p, vrid, ver), a in found.items()]
+
+
+class FrrVrrpd:
+    """FRR's ``zebra`` and ``vrrpd`` (Debian's FRR 8.4), run by hand inside a namespace.
+
+    The Debian package's service never runs (``policy-rc.d`` blocks it at install; nothing
+    here uses it). Each instance keeps everything in its own directory: configs (``-f``), pid
+    files (``-i``), vty sockets (``--vty_socket``), zebra's API socket (``-z``), and a
+    pathspace of its own (``-N``) for whatever default path is left. The daemons drop to
+    FRR's user ``frr`` as packaged, so that directory belongs to it. Processes are stopped
+    by PID; FRR's scratch directories ``/var/tmp/frr/<daemon>.<pid>`` are removed with them.
+
+    vrrpd cannot run without one macvlan per virtual router and family: bridge mode, the
+    virtual MAC, ``addrgenmode random`` (its IPv6 link-local must differ from the parent's),
+    the VIPs configured on it. :meth:`start` creates them from the configuration, in
+    ``protodown`` so that nothing answers for the VIPs before vrrpd decides (zebra takes
+    the protodown over). vrrpd holds a VIP by taking its macvlan out of protodown (Master)
+    and gives it up by putting it back (Backup): an ownership sampler for an FRR router
+    needs ``carrier=True``.
+    """
+
+    def __init__(self, rig: Rig, ns: Netns, config: str, workdir: Path) -> None:
+        self.rig = rig
+        self.ns = ns
+        self.config = config
+        self.dir = workdir
+        self.routers = frr_virtual_routers(config)
+        self.pathspace = workdir.name
+        self.zebra: Process | None = None
+        self.vrrpd: Process | None = None
+        self._procs: list[tuple[str, Process]] = []
+        workdir.mkdir(parents=True)
+        # the daemons run as FRR's user: it must reach (not read) the rig's temp dir
+        self.rig.tmp.chmod(0o711)
+        (workdir / "zebra.conf").write_text(f"hostname {ns.name}\n")
+        (workdir / "vrrpd.conf").write_text(config)
+        shutil.chown(workdir, FRR_USER, FRR_USER)
+        for f in workdir.iterdir():
+            shutil.chown(f, FRR_USER, FRR_USER)
+
+    def __repr__(self) -> str:
+        return f"<FrrVrrpd in {self.ns.name}: zebra {self.zebra and self.zebra.pid}, vrrpd {self.vrrpd and self.vrrpd.pid}>"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def _argv(self, daemon: str) -> list[str]:
+        return [
+            str(FRR_SBIN / daemon),
+            "-N", self.pathspace,
+            "-u", FRR_USER, "-g", FRR_USER,
+            "-f", str(self.dir / f"{daemon}.conf"),
+            "-i", str(self.dir / f"{daemon}.pid"),
+            "-z", str(self.dir / "zserv.api"),
+            "--vty_socket", str(self.dir),
+            "-P", "0",  # no TCP vty
+            "--log", "stdout", "--log-level", "debug",
+        ]  # fmt: skip
+
+    def _macvlans(self) -> None:
+        links = self.ns.links()
+        cmds: list[str] = []
+        for vr in self.routers:
+            if vr.ifname not in links:
+                parent_nets = [a.address.network for a in self.ns.addresses(vr.parent)]
+                cmds += [
+                    f"link add {vr.ifname} link {vr.parent} type macvlan mode bridge",
+                    # addrgenmode cannot be given to `link add` on every kernel/iproute2 pair
+                    f"link set {vr.ifname} address {vr.mac} addrgenmode random protodown on",
+                ]
+                for ip in vr.addresses:
+                    net = next((n for n in parent_nets if ip in n), None)
+                    plen = net.prefixlen if net is not None else ip.max_prefixlen
+                    cmds.append(
+                        f"addr add {ip}/{plen} dev {vr.ifname}" + (" nodad" if ip.version == 6 else "")
+                    )
+                cmds.append(f"link set {vr.ifname} up")
+            else:
+                cmds.append(f"link set {vr.ifname} protodown on")
+        self.ns.ip_batch(cmds)
+
+    def _wait_path(self, path: Path, proc: Process, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not path.exists():
+            if not proc.running or time.monotonic() > deadline:
+                raise TimeoutError(f"{path} not created by {proc}:\n{proc.log()[-3000:]}")
+            time.sleep(0.01)
+
+    def start(self, *, timeout: float = 10.0) -> FrrVrrpd:
+        """Create the macvlans (in protodown), start zebra, then vrrpd; return once vrrpd's vty answers."""
+        if self.running:
+            raise RuntimeError(f"{self} is running")
+        self._macvlans()
+        for name in ("zserv.api", "zebra.vty", "vrrpd.vty", "zebra.pid", "vrrpd.pid"):
+            (self.dir / name).unlink(missing_ok=True)
+        n = len(self.rig.processes)
+        self.zebra = self.ns.popen(self._argv("zebra"), log=f"{self.dir.name}/zebra-{n}.log")
+        self._procs.append(("zebra", self.zebra))
+        self._wait_path(self.dir / "zserv.api", self.zebra, timeout)
+        self.vrrpd = self.ns.popen(self._argv("vrrpd"), log=f"{self.dir.name}/vrrpd-{n}.log")
+        self._procs.append(("vrrpd", self.vrrpd))
+        self._wait_path(self.dir / "vrrpd.vty", self.vrrpd, timeout)
+        return self
+
+    @property
+    def running(self) -> bool:
+        return any(p is not None and p.running for p in (self.zebra, self.vrrpd))
+
+    def stop(self, *, timeout: float = 10.0) -> None:
+        """Graceful stop: SIGTERM vrrpd (a Master sends priority 0 and asks zebra for protodown),
+        then zebra."""
+        for p in (self.vrrpd, self.zebra):
+            if p is not None:
+                p.stop(timeout=timeout)
+        self._clean_scratch()
+
+    def crash(self) -> None:
+        """SIGKILL vrrpd and zebra (nothing gets to clean up), then put the macvlans in protodown:
+        the host died and its VIPs with it (as :meth:`Rig.crash` drops a dead daemon's VIPs)."""
+        for p in (self.vrrpd, self.zebra):
+            if p is not None:
+                p.kill()
+        self._clean_scratch()
+        self.ns.ip_batch([f"link set {vr.ifname} protodown on" for vr in self.routers])
+
+    def _clean_scratch(self) -> None:
+        for daemon, p in self._procs:
+            if not p.running:
+                shutil.rmtree(_FRR_CRASH_DIR / f"{daemon}.{p.pid}", ignore_errors=True)
+
+    def close(self) -> None:
+        """Kill both daemons (the rig's cleanup); FRR's scratch directories go with them."""
+        for p in (self.vrrpd, self.zebra):
+            if p is not None:
+                with contextlib.suppress(Exception):
+                    p.kill()
+        self._clean_scratch()
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def vtysh(self, *commands: str, daemon: str = "vrrpd", timeout: float = 10.0) -> str:
+        """Run ``vtysh -c CMD ...`` in the namespace against this instance's vty sockets."""
+        argv = [VTYSH, "--vty_socket", str(self.dir), "-d", daemon]
+        for c in commands:
+            argv += ["-c", c]
+        res = self.ns.exec(argv, check=False, timeout=timeout)
+        if res.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed ({res.returncode}): {res.stdout}{res.stderr}")
+        return res.stdout
+
+    def show_vrrp(self) -> list[dict[str, Any]]:
+        """``show vrrp json``: one object per VRID, with ``v4`` and ``v6`` halves."""
+        import json
+
+        return list(json.loads(self.vtysh("show vrrp json")))
+
+    def router(self, vrid: int, version: int = 4) -> dict[str, Any]:
+        """The ``v4``/``v6`` half of VRID ``vrid`` in ``show vrrp json`` (``status``, ``stats`` ...)."""
+        for vr in self.show_vrrp():
+            if vr["vrid"] == vrid:
+                return dict(vr[f"v{version}"])
+        raise KeyError(f"{self}: no VRID {vrid}")
+
+    def status(self, vrid: int, version: int = 4) -> str:
+        """``Initialize``, ``Backup`` or ``Master``."""
+        return str(self.router(vrid, version)["status"])
+
+    def wait_status(self, vrid: int, status: str, version: int = 4, *, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.status(vrid, version)
+            if got == status:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{self}: VRID {vrid} IPv{version} is {got}, not {status}, after {timeout} s"
+                )
+            time.sleep(0.05)
+
+    def log(self, daemon: str = "vrrpd") -> str:
+        """The output of every run of ``daemon`` so far (vrrpd logs ``debug vrrp ...`` lines
+        when the configuration asks for them)."""
+        return "".join(p.log() for d, p in self._procs if d == daemon)
+
+    def mark(self) -> int:
+        """The current length of :meth:`log`: pass as ``since`` to :meth:`wait_log`."""
+        return len(self.log())
+
+    def wait_log(self, pattern: str, *, timeout: float = 10.0, since: int = 0) -> re.Match[str]:
+        """Wait until ``pattern`` (a regex) appears in vrrpd's output after position ``since``."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            m = rx.search(self.log(), since)
+            if m is not None:
+                return m
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{pattern!r} not in vrrpd's output after {timeout} s:\n{self.log()[-3000:]}"
+                )
+            time.sleep(0.02)
+
+
 # --------------------------------------------------------------------------- capture
 
 
@@ -948,13 +1201,19 @@ class OwnershipSampler:
 
     Runs in a thread with its own netlink socket per namespace. Use as a context manager
     (``with rig.sampler(...) as s:``) or ``start()``/``stop()``; ``timeline`` grows live.
+    With ``carrier``, an address counts only on an interface that is up with carrier:
+    FRR's vrrpd keeps the VIPs configured and puts their macvlan in protodown (no carrier)
+    while Backup.
     """
 
-    def __init__(self, address: str, namespaces: Sequence[Netns], *, interval: float = 0.01) -> None:
+    def __init__(
+        self, address: str, namespaces: Sequence[Netns], *, interval: float = 0.01, carrier: bool = False
+    ) -> None:
         self.address = ipaddress.ip_address(address)
         self.family = socket.AF_INET if self.address.version == 4 else socket.AF_INET6
         self.namespaces = list(namespaces)
         self.interval = interval
+        self.carrier = carrier
         self.timeline = Timeline(str(self.address), interval)
         self._dumpers = [ns.call(NetlinkDumper) for ns in self.namespaces]
         self._stop = threading.Event()
@@ -965,7 +1224,7 @@ class OwnershipSampler:
         owners = frozenset(
             ns.name
             for ns, d in zip(self.namespaces, self._dumpers, strict=True)
-            if d.has_address(self.address, self.family)
+            if d.has_address(self.address, self.family, carrier=self.carrier)
         )
         s = Sample(t, owners)
         self.timeline.samples.append(s)
@@ -1181,6 +1440,13 @@ class Rig:
         self.processes.append(proc)
         return proc
 
+    def frr(self, ns: Netns, config: str) -> FrrVrrpd:
+        """FRR's zebra + vrrpd in ``ns`` with ``config`` as ``vrrpd.conf`` (unstarted: call ``start()``)."""
+        require_tool(str(FRR_SBIN / "vrrpd"))
+        require_tool(VTYSH)
+        n = sum(1 for o in self._owned if isinstance(o, FrrVrrpd))
+        return self.own(FrrVrrpd(self, ns, config, self.tmp / f"{ns.name}-frr-{n}"))
+
     def crash(self, proc: Process, *, release: bool = True) -> None:
         """SIGKILL ``proc``'s whole group; with ``release``, drop the addresses it left behind
         in its namespace, as if the host had died with it (the VIP sampler then sees it gone)."""
@@ -1197,10 +1463,10 @@ class Rig:
         return cap
 
     def sampler(
-        self, address: str, namespaces: Sequence[Netns], *, interval: float = 0.01
+        self, address: str, namespaces: Sequence[Netns], *, interval: float = 0.01, carrier: bool = False
     ) -> OwnershipSampler:
         """An (unstarted) VIP ownership sampler; use ``with rig.sampler(...) as s:``."""
-        s = OwnershipSampler(address, namespaces, interval=interval)
+        s = OwnershipSampler(address, namespaces, interval=interval, carrier=carrier)
         self.samplers.append(s)
         return s
 
@@ -1323,6 +1589,8 @@ __all__ = [
     "Bridge",
     "Capture",
     "Frame",
+    "FrrVirtualRouter",
+    "FrrVrrpd",
     "InNetns",
     "Lan",
     "Link",
@@ -1337,6 +1605,7 @@ __all__ = [
     "Timeline",
     "VrrpDaemon",
     "cleanup_all",
+    "frr_virtual_routers",
     "golden",
     "golden_dir",
     "install_signal_guard",
@@ -1345,4 +1614,5 @@ __all__ = [
     "require_root",
     "require_tool",
     "rig_namespaces",
+    "virtual_mac",
 ]
