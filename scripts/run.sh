@@ -16,7 +16,7 @@ job=${1:-lab}
 APT_PACKAGES=(
     python3 python3-venv python3-dev gcc make git
     iproute2 iputils-ping procps kmod psmisc tcpdump
-    keepalived ipvsadm user-mode-linux
+    keepalived ipvsadm user-mode-linux nftables
 )
 
 log() { printf '[fastka setup] %s\n' "$*" >&2; }

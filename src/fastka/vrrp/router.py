@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastka.errors import NetlinkOpError
 from fastka.notify import ScriptRunner, VrrpNotifier
+from fastka.vrrp import firewall
 from fastka.vrrp.addresses import AddressOps
 from fastka.vrrp.arp import GarpSender
 from fastka.vrrp.codec import (
@@ -548,6 +549,8 @@ class Slot:
             self._expect.ah_last_seq = -1
         self.engine.set_listening(self.sid, t.new in (State.BACKUP, State.MASTER))
         self.engine.reset_reports(self.sid)
+        if not self.cfg.accept and (t.new == State.MASTER or t.old == State.MASTER):
+            self.router.firewall_accept_mode(self, t.new == State.MASTER)
         self.router.changed()
 
 
@@ -594,6 +597,7 @@ class Router:
         self.notifier: VrrpNotifier | None = None
         self.trackers: Trackers | None = None
         self.vmacs: list[str] = []
+        self.firewall: firewall.Firewall | None = None
         self.receiver_drops: dict[int, int] = {}
         self.started = False
         self.stopping = False
@@ -865,7 +869,9 @@ class Router:
             members = [self.slots[m].inst for m in gcfg.group if m in self.slots]
             if len(members) >= 1:
                 self.groups[name] = SyncGroup(gcfg, members, _SyncIO(self, name))
+        self.firewall = firewall.for_config(config)
         self._create_vmacs()
+        self._firewall_vmacs()
         self.trackers = Trackers.build(
             config, {n: s.inst for n, s in self.slots.items()}, self.runner, self.loop
         )
@@ -919,6 +925,35 @@ class Router:
                 log.error("(%s) cannot create VMAC %s: %s", slot.name, vmac.ifname, exc)
         if self.monitor is not None and self.vmacs:
             self._drain_monitor()
+
+    def _firewall_vmacs(self) -> None:
+        """Keepalived's IGMP/MLD (and router solicitation) filter on every VMAC."""
+        fw = self.firewall
+        if fw is None:
+            return
+        fw.retain(self.slots)  # after a reload: instances that are gone unblock their VIPs
+        for slot in self.slots.values():
+            if slot.vmac_ifname in self.vmacs:
+                index, base = self.ifindex(slot.vmac_ifname), self.ifindex(slot.base_ifname)
+                if index is not None and base is not None:
+                    fw.add_vmac(index, base, slot.family == AF_INET6)
+
+    def firewall_accept_mode(self, slot: Slot, master: bool) -> None:
+        """no_accept: drop traffic to the VIPs while MASTER (nftables, as Keepalived)."""
+        fw = self.firewall
+        if fw is None:
+            return
+        if not master:
+            log.info("(%s) removing firewall drop rule", slot.name)
+            fw.clear(slot.name)
+            return
+        log.info("(%s) setting firewall drop rule", slot.name)
+        by_name = slot.cfg.dont_track_primary and not self.config.global_defs.nftables_ifindex
+        addrs = []
+        for vip in slot.all_addresses():
+            ifname = slot.vip_ifname(vip)
+            addrs.append(firewall.FirewallAddress(vip.address.ip, self.ifindex(ifname) or 0, ifname, by_name))
+        fw.set_master(slot.name, addrs)
 
     def _drain_monitor(self) -> None:
         """Apply pending netlink notifications now (e.g. a VMAC just created)."""
@@ -1034,6 +1069,7 @@ class Router:
 
         def finish() -> None:
             self.close()
+            firewall.release()  # the table goes at exit (a reload keeps it)
             done()
 
         if self.notifier is not None:
@@ -1061,6 +1097,9 @@ class Router:
             for name in self.vmacs:
                 if name in keep_vmacs:
                     continue
+                index = self.ifindex(name)
+                if self.firewall is not None and index is not None:
+                    self.firewall.remove_vmac(index)
                 self.netlink_op(f"del VMAC {name}", self.netlink.del_vmac, name)
             with contextlib.suppress(Exception):
                 self.netlink.restore_sysctls()
