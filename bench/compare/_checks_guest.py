@@ -1,12 +1,15 @@
 """Guest half of ``bench/compare/checks.py`` (runs inside user-mode-linux as root).
 
-For each checker type: targets in a namespace whose lo holds 10.2.0.0/16 (so every one
-of the N real-server addresses is local there; fastka's on port 80, Keepalived's on 81,
-each counting what it serves), then fastka and Keepalived side by side, each on its own
-virtual server of N real servers with ``delay_loop`` D (N/D checks per second each). After
-a warm-up, in each of several windows, each checker's CPU time (utime + stime of the
-process and its children, from /proc) is divided by the checks its target served.
-Running both at once means both see the same machine load in every window.
+For each checker type: one target namespace per implementation whose lo holds all N of
+its real-server addresses (fastka: rs1, 10.2.0.0/16, port 80; Keepalived: rs2,
+10.3.0.0/16, port 81), then fastka and Keepalived side by side, each on its own virtual
+server of N real servers with ``delay_loop`` D (N/D checks per second each). After a
+warm-up, in each of several windows, each checker's CPU time (utime + stime of the
+process and its children, from /proc) is divided by the checks made in the window:
+the connections its target namespace's kernel accepted (``PassiveOpens`` of
+``/proc/PID/net/snmp``), which, unlike the target program's own count, does not lag
+when the guest is busy. Running both at once means both see the same machine load in
+every window.
 Writes JSON to argv[1].
 """
 
@@ -32,10 +35,13 @@ IMPLS = ("fastka", "keepalived")
 FASTKA_VIP, FASTKA_PORT = "10.0.0.10", 80
 KEEPALIVED_VIP, KEEPALIVED_PORT = "10.0.0.11", 81
 PORTS = {"fastka": FASTKA_PORT, "keepalived": KEEPALIVED_PORT}
+# Each implementation's real servers live in a target namespace of their own.
+NETNS = {"fastka": "rs1", "keepalived": "rs2"}
+NET = {"fastka": 2, "keepalived": 3}  # real servers 10.<NET>.0.0/16
 
 
-def addresses(n: int) -> list[str]:
-    return [f"10.2.{i // 250}.{i % 250 + 1}" for i in range(n)]
+def addresses(n: int, net: int = 2) -> list[str]:
+    return [f"10.{net}.{i // 250}.{i % 250 + 1}" for i in range(n)]
 
 
 def keepalived_conf(kind: str, n: int, delay: float, vip: str = "10.0.0.11", port: int = 81) -> str:
@@ -44,7 +50,10 @@ def keepalived_conf(kind: str, n: int, delay: float, vip: str = "10.0.0.11", por
         if kind == "tcp"
         else "HTTP_GET { url { path / status_code 200 } connect_timeout 2 }"
     )
-    rss = "\n".join(f"  real_server {a} {port} {{\n    weight 1\n    {check}\n  }}" for a in addresses(n))
+    rss = "\n".join(
+        f"  real_server {a} {port} {{\n    weight 1\n    {check}\n  }}"
+        for a in addresses(n, NET["keepalived"])
+    )
     return (
         f"global_defs {{ router_id bench }}\n"
         f"virtual_server {vip} 80 {{\n  delay_loop {delay}\n  lb_algo rr\n  lb_kind NAT\n"
@@ -61,7 +70,7 @@ from fastka.loop import Loop
 kind, n, delay, vip, port = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 params = TcpParams() if kind == "tcp" else HttpParams(urls=(UrlSpec(path="/", status_code=((200, 200),)),))
 chk = CheckerSpec(params=params, delay_loop=delay, connect_timeout=2.0, retry=1, delay_before_retry=1.0)
-addrs = [f"10.2.{i // 250}.{i % 250 + 1}" for i in range(n)]
+addrs = [f"10.2.{i // 250}.{i % 250 + 1}" for i in range(n)]  # NET["fastka"]
 rss = tuple(RealServerSpec(a, port, checkers=(chk,)) for a in addrs)
 svc = ServiceSpec(socket.AF_INET, "tcp", vip, 80, sched_name="rr")
 loop = Loop()
@@ -103,11 +112,11 @@ def family(pid: int) -> list[int]:
     return out
 
 
-def served(count_file: Path) -> int:
-    try:
-        return int(count_file.read_text() or 0)
-    except (OSError, ValueError):
-        return 0
+def accepted(pid: int) -> int:
+    """Connections the kernel of ``pid``'s network namespace accepted (TCP PassiveOpens)."""
+    lines = Path(f"/proc/{pid}/net/snmp").read_text().splitlines()
+    tcp = [line.split() for line in lines if line.startswith("Tcp:")]
+    return int(tcp[1][tcp[0].index("PassiveOpens")])
 
 
 def ipvs_dests() -> int:
@@ -116,13 +125,13 @@ def ipvs_dests() -> int:
     )
 
 
-def start_target(kind: str, port: int, count_file: Path) -> subprocess.Popen[bytes]:
+def start_target(kind: str, netns: str, port: int, count_file: Path) -> subprocess.Popen[bytes]:
     server = subprocess.Popen(
         [
             "ip",
             "netns",
             "exec",
-            "rs1",
+            netns,
             PYTHON,
             str(HERE / "_checks_target.py"),
             kind,
@@ -159,45 +168,62 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 def measure_pair(
     kind: str, n: int, delay: float, warmup: float, window: float, rounds: int, work: Path
 ) -> list[dict[str, object]]:
-    """Both checkers at once (each with its own virtual server, target port and counter),
-    so that both see the same machine load in every window."""
+    """Both checkers at once (each with its own virtual server, target and namespace), so
+    that both see the same machine load in every window; both are started afresh for
+    every round.
+
+    Why restart: the guest's CPU accounting is tick-sampled (the process CPU clock moves
+    in 10 ms steps, HZ=100), and a checker's work is periodic -- fastka's timers sit on the
+    loop's 1 ms grid, which is anchored at the process start. Within one process the
+    sampling tick keeps the same phase against that grid and the measurement is biased
+    one way or the other; each new process draws a new phase, so the median over rounds
+    with restarts is not."""
     counts = {impl: work / f"count-{impl}-{kind}" for impl in IMPLS}
-    targets = [start_target(kind, PORTS[impl], counts[impl]) for impl in IMPLS]
-    procs = {impl: start_checker(impl, kind, n, delay, work) for impl in IMPLS}
+    targets = {impl: start_target(kind, NETNS[impl], PORTS[impl], counts[impl]) for impl in IMPLS}
     rows: list[dict[str, object]] = []
     try:
-        time.sleep(warmup)
         for r in range(rounds):
-            start = {impl: (cpu_of(family(p.pid)), served(counts[impl])) for impl, p in procs.items()}
-            t0 = time.monotonic()
-            time.sleep(window)
-            t1 = time.monotonic()
-            for impl, p in procs.items():
-                cpu = cpu_of(family(p.pid)) - start[impl][0]
-                checks = served(counts[impl]) - start[impl][1]
-                rows.append(
-                    {
-                        "impl": impl,
-                        "kind": kind,
-                        "round": r,
-                        "checks": checks,
-                        "seconds": round(t1 - t0, 2),
-                        "checks_per_s": round(checks / (t1 - t0), 1),
-                        "cpu_s": round(cpu, 3),
-                        "cpu_us_per_check": round(cpu / checks * 1e6, 1) if checks > 0 else None,
-                        "dests_in_ipvs": ipvs_dests(),
-                    }
-                )
-        # Then, one at a time, the system calls per check.
-        for impl, p in procs.items():
-            sc = count_syscalls(family(p.pid)[-1], work / f"strace-{impl}-{kind}")
+            procs = {impl: start_checker(impl, kind, n, delay, work) for impl in IMPLS}
+            try:
+                time.sleep(warmup)
+                start = {
+                    impl: (cpu_of(family(p.pid)), accepted(targets[impl].pid)) for impl, p in procs.items()
+                }
+                t0 = time.monotonic()
+                time.sleep(window)
+                t1 = time.monotonic()
+                for impl, p in procs.items():
+                    cpu = cpu_of(family(p.pid)) - start[impl][0]
+                    checks = accepted(targets[impl].pid) - start[impl][1]
+                    rows.append(
+                        {
+                            "impl": impl,
+                            "kind": kind,
+                            "round": r,
+                            "checks": checks,
+                            "seconds": round(t1 - t0, 2),
+                            "checks_per_s": round(checks / (t1 - t0), 1),
+                            "cpu_s": round(cpu, 3),
+                            "cpu_us_per_check": round(cpu / checks * 1e6, 1) if checks > 0 else None,
+                            "dests_in_ipvs": ipvs_dests(),
+                        }
+                    )
+            finally:
+                for p in procs.values():
+                    stop(p)
+        # Then, one program at a time, the system calls per check.
+        for impl in IMPLS:
+            p = start_checker(impl, kind, n, delay, work)
+            try:
+                time.sleep(warmup)
+                sc = count_syscalls(family(p.pid)[-1], work / f"strace-{impl}-{kind}")
+            finally:
+                stop(p)
             for row in rows:
                 if row["impl"] == impl:
                     row["syscalls_per_check"] = sc
     finally:
-        for p in procs.values():
-            stop(p)
-        for t in targets:
+        for t in targets.values():
             t.kill()
             t.wait()
     return rows
@@ -206,8 +232,8 @@ def measure_pair(
 def count_syscalls(pid: int, out: Path, seconds: float = 3.0) -> dict[str, float] | None:
     """System calls per check of the checker process, by ``strace -c``: a count that does
     not depend on how busy the machine is, unlike CPU time. Every check (TCP_CHECK and
-    HTTP_GET alike, in both implementations) makes exactly one ``connect``, so the counts
-    are divided by the number of ``connect`` calls traced."""
+    HTTP_GET alike, in both implementations) opens exactly one socket, so the counts are
+    divided by the number of ``socket`` calls traced."""
     if not shutil.which("strace"):
         return None
     st = subprocess.Popen(["strace", "-c", "-f", "-p", str(pid), "-o", str(out)], stderr=subprocess.DEVNULL)
@@ -221,7 +247,7 @@ def count_syscalls(pid: int, out: Path, seconds: float = 3.0) -> dict[str, float
         parts = line.split()
         if len(parts) >= 5 and parts[0][0].isdigit() and parts[-1] != "total":
             counts[parts[-1]] = int(parts[3])
-    checks = counts.get("connect", 0)
+    checks = counts.get("socket", 0)
     if not checks:
         return None
     calls = {name: round(n / checks, 2) for name, n in sorted(counts.items())}
@@ -235,14 +261,16 @@ def main() -> None:
     delay = float(sys.argv[3]) if len(sys.argv) > 3 else 1.0
     window = float(sys.argv[4]) if len(sys.argv) > 4 else 10.0
     work = out.parent
-    # Target namespace: every 10.2.0.0/16 address is local there.
+    # Target namespaces: every address of 10.<NET>.0.0/16 is local there.
     for cmd in (
         "ip -n rs1 addr add 10.2.0.0/16 dev lo",
         "ip route add 10.2.0.0/16 via 10.1.0.11",
+        "ip -n rs2 addr add 10.3.0.0/16 dev lo",
+        "ip route add 10.3.0.0/16 via 10.1.0.12",
     ):
         subprocess.run(cmd.split(), check=True)
     socket.setdefaulttimeout(5)
-    rounds = int(sys.argv[5]) if len(sys.argv) > 5 else 3
+    rounds = int(sys.argv[5]) if len(sys.argv) > 5 else 7
     results: list[dict[str, object]] = []
     for kind in ("tcp", "http"):
         # Warm-up: start-up (seconds for Python in a busy guest), then 1 s + warmup spread.

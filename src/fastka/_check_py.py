@@ -6,7 +6,12 @@ A :class:`Check` makes Keepalived's connection attempts against one real server:
 
 * socket (non-blocking, close-on-exec; ``bindto``/``bind_port``, ``bind_if``,
   ``fwmark`` applied), connect, wait until writable -- at most ``timeout``
-  (``connect_timeout``) after the attempt's start;
+  (``connect_timeout``) after the attempt's start. With :attr:`Check.at_once` (the
+  default) the check first asks once whether the connection is already up when
+  ``connect`` returns, as it is for a target in the same kernel (another namespace,
+  loopback): TCP_CHECK calls ``connect`` again, HTTP_GET sends its request; a check
+  whose answer is "not yet" stops asking and tries again every :data:`QUICK_REPROBE`
+  attempts;
 * TCP_CHECK (no URLs): connected is success;
 * HTTP_GET (one :class:`HttpUrl` per ``url`` block; attempt ``step`` uses URL
   ``step % len(urls)``): send the request bytes, read the response head (the quick
@@ -72,6 +77,7 @@ E_BODY_TOO_LARGE: Final = 11
 E_DIGEST: Final = 12  # [the MD5 of the body, 16 bytes]
 
 _OK_RESULT: Final = Result(True)
+QUICK_REPROBE: Final = 16
 
 # Attempt phases.
 IDLE: Final = 0
@@ -161,6 +167,9 @@ class Check:
         except OSError:  # bind_if names no interface (yet): connect says so
             self._sockaddr = (target.address, target.port, 0, 0)
         self._nsteps = max(1, len(self.urls))
+        self.at_once = True  # ask whether the connection is up right after connect()
+        self._quick = True  # ... and the last time it was
+        self._attempts = 0
         # The run (arm) and its results.
         self.expect = -1
         self.delay = 0.0
@@ -270,15 +279,51 @@ class Check:
             return
         self._sock = sock
         self._fd = sock.fileno()
+        self._pending = self._url.request if self._url is not None else b""
+        self._attempts += 1
         err = sock.connect_ex(self._sockaddr)
         if err == 0:
             self._connected()
-        elif err != errno.EINPROGRESS:
+            return
+        if err != errno.EINPROGRESS:
             self._finish(E_CONNECT, err)
-        else:
-            self._phase = CONNECTING
-            self._timer = self.loop.call_at(due + self.timeout, self._on_timeout)
-            self.loop.add_writer(self._fd, self._on_connect)
+            return
+        if self.at_once and (self._quick or self._attempts % QUICK_REPROBE == 1):
+            up = self._ask_at_once()
+            if up is None:
+                return  # failed: reported
+            self._quick = up
+            if up:
+                self._connected()
+                return
+        self._phase = CONNECTING
+        self._timer = self.loop.call_at(due + self.timeout, self._on_timeout)
+        self.loop.add_writer(self._fd, self._on_connect)
+
+    def _ask_at_once(self) -> bool | None:
+        """Is the connection up already? TCP_CHECK: connect() again; HTTP_GET: send the
+        request. None when that failed (the attempt is over)."""
+        sock = self._sock
+        if self._url is None:
+            err = sock.connect_ex(self._sockaddr)
+            if err in (0, errno.EISCONN):
+                return True
+            if err == errno.EALREADY:
+                return False
+            self._quick = True
+            self._finish(E_CONNECT, err)
+            return None
+        try:
+            n = sock.send(self._pending)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError as exc:
+            self._quick = True
+            e = exc.errno or errno.EIO
+            self._finish(E_SEND if e in (errno.EPIPE, errno.ECONNRESET) else E_CONNECT, e)
+            return None
+        self._pending = self._pending[n:]
+        return True
 
     def _close(self) -> None:
         if self._timer is not None:
@@ -317,9 +362,9 @@ class Check:
         self._status = 0
         self._length = None
         self._body_len = 0
-        self._pending = url.request
         self.loop.add_reader(self._fd, self._on_readable)
-        self._send()
+        if self._pending:
+            self._send()
 
     def _send(self) -> None:
         try:

@@ -38,6 +38,27 @@ def impl(request: pytest.FixtureRequest) -> ModuleType:
     return load(request.param)
 
 
+@pytest.fixture(params=[True, False], ids=["at-once", "epoll"])
+def at_once(request: pytest.FixtureRequest) -> bool:
+    """Ask whether the connection is up right after connect() (the default), or always
+    wait for epoll: both paths must give the same verdicts."""
+    return bool(request.param)
+
+
+def mk(
+    impl: ModuleType,
+    loop: Loop,
+    tgt: Target,
+    timeout: float,
+    u: tuple[HttpUrl, ...] = (),
+    *,
+    at_once: bool = True,
+) -> Any:
+    check = impl.Check(loop, tgt, timeout, u)
+    check.at_once = at_once
+    return check
+
+
 @pytest.fixture
 def loop() -> Iterator[Loop]:
     lp = Loop()
@@ -74,17 +95,17 @@ def run_until(loop: Loop, cond: Callable[[], bool], limit: float = 5.0) -> None:
 
 
 # ---------------------------------------------------------------------- TCP_CHECK
-def test_tcp_good_refused_unanswered(impl: ModuleType, loop: Loop) -> None:
+def test_tcp_good_refused_unanswered(impl: ModuleType, loop: Loop, at_once: bool) -> None:
     server = srv.TcpServer(srv.silent)
     try:
-        ok, _ = run(loop, impl.Check(loop, target(server.port), T))
+        ok, _ = run(loop, mk(impl, loop, target(server.port), T, at_once=at_once))
         assert ok == Result(True)
     finally:
         server.close()
-    bad, _ = run(loop, impl.Check(loop, target(srv.closed_port()), T))
+    bad, _ = run(loop, mk(impl, loop, target(srv.closed_port()), T, at_once=at_once))
     assert bad == Result(False, "connect: Connection refused")
     with srv.full_backlog() as port:
-        res, took = run(loop, impl.Check(loop, target(port), 0.5))
+        res, took = run(loop, mk(impl, loop, target(port), 0.5, at_once=at_once))
     assert res == Result(False, "timeout (connection)")
     assert 0.45 < took < 1.5
 
@@ -112,17 +133,17 @@ def test_tcp_ipv6_and_source_options(impl: ModuleType, loop: Loop) -> None:
 
 
 # ---------------------------------------------------------------------- HTTP_GET
-def test_http_request_bytes(impl: ModuleType, loop: Loop) -> None:
+def test_http_request_bytes(impl: ModuleType, loop: Loop, at_once: bool) -> None:
     seen: list[bytes] = []
     server = srv.TcpServer(srv.http_reply(requests=seen))
     six = srv.TcpServer(srv.http_reply(requests=seen), host="::1")
     try:
         tgt = target(server.port)
-        assert run(loop, impl.Check(loop, tgt, T, urls(tgt, UrlSpec(path="/a/b?c=1"))))[0].ok
+        assert run(loop, mk(impl, loop, tgt, T, urls(tgt, UrlSpec(path="/a/b?c=1")), at_once=at_once))[0].ok
         u = urls(tgt, UrlSpec(path="/v", virtualhost="www.example"), http_protocol="1.1")
-        assert run(loop, impl.Check(loop, tgt, T, u))[0].ok
+        assert run(loop, mk(impl, loop, tgt, T, u, at_once=at_once))[0].ok
         tgt6 = target(six.port, "::1")
-        assert run(loop, impl.Check(loop, tgt6, T, urls(tgt6, http_protocol="1.0C")))[0].ok
+        assert run(loop, mk(impl, loop, tgt6, T, urls(tgt6, http_protocol="1.0C"), at_once=at_once))[0].ok
     finally:
         server.close()
         six.close()
@@ -134,7 +155,7 @@ def test_http_request_bytes(impl: ModuleType, loop: Loop) -> None:
     ]
 
 
-def test_http_status_and_digest(impl: ModuleType, loop: Loop) -> None:
+def test_http_status_and_digest(impl: ModuleType, loop: Loop, at_once: bool) -> None:
     body = b"<html>all systems nominal</html>\n"
     md5 = hashlib.md5(body).hexdigest()
     server = srv.TcpServer(srv.http_reply(200, body, extra=b"Content-Length: %d\r\n" % len(body)))
@@ -153,7 +174,7 @@ def test_http_status_and_digest(impl: ModuleType, loop: Loop) -> None:
         ]
         for s, url, reason in cases:
             tgt = target(s.port)
-            res, _ = run(loop, impl.Check(loop, tgt, T, urls(tgt, url)))
+            res, _ = run(loop, mk(impl, loop, tgt, T, urls(tgt, url), at_once=at_once))
             assert res == Result(not reason, reason), url
     finally:
         server.close()
@@ -206,13 +227,13 @@ def reply_raw(data: bytes, pause: float = 0.0, hold: float = 0.0) -> srv.Handler
     ids=["silent", "rst", "garbage", "slow-drip", "closed-in-head", "head-too-long"],
 )
 def test_http_hostile_targets(
-    impl: ModuleType, loop: Loop, handler: srv.Handler, digest: bool, reason: str
+    impl: ModuleType, loop: Loop, handler: srv.Handler, digest: bool, reason: str, at_once: bool
 ) -> None:
     server = srv.TcpServer(handler)
     try:
         tgt = target(server.port)
         u = urls(tgt, UrlSpec(digest="0" * 32 if digest else None))
-        res, took = run(loop, impl.Check(loop, tgt, 0.5, u))
+        res, took = run(loop, mk(impl, loop, tgt, 0.5, u, at_once=at_once))
     finally:
         server.close()
     assert not res.ok and res.reason.startswith(reason), res
