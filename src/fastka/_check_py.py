@@ -46,8 +46,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-import h11
-
 from fastka.check.base import RECV_SIZE, Done, LoopLike, Result, Target, open_socket
 from fastka.check.http import MAX_BODY, MAX_HEAD, find_head_end, parse_head, quick_parse_head
 
@@ -119,6 +117,8 @@ def reason_text(code: int, arg: int | str | bytes = 0) -> str:
 def slow_head(head: bytes, host: str) -> tuple[int, int | None] | str:
     """(status, Content-Length) of a response head the quick grammar leaves to h11, or
     h11's complaint. Both implementations call this one (the compiled one rarely)."""
+    import h11  # only for odd heads: a checker child that never sees one never loads it
+
     try:
         response = parse_head(head, host)
     except h11.RemoteProtocolError as exc:
