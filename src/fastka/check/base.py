@@ -18,12 +18,17 @@ import contextlib
 import errno
 import os
 import socket
-import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fastka.check.spec import CheckerSpec, family_of
+
+if TYPE_CHECKING:
+    import ssl
+
+# ``ssl`` is imported by the methods that need it (only with a TLS context, which whoever
+# made it has imported already): plain TCP and HTTP checkers never load it.
 
 SO_MARK = getattr(socket, "SO_MARK", 36)
 # Bytes read per recv call; also the granularity of the body caps below.
@@ -232,6 +237,8 @@ class StreamProbe:
             self._timer = None
         sock = self.sock
         if sock is not None and self._ssl is not None and self.close_notify and self._out is not None:
+            import ssl
+
             # Best effort, never waiting: the alert goes out if the socket takes it now.
             with contextlib.suppress(ssl.SSLError, OSError, ValueError):
                 self._ssl.unwrap()
@@ -277,6 +284,8 @@ class StreamProbe:
         self._timer = self.loop.call_at(self._t0 + 2 * self.timeout, self._on_timeout, "exchange")
         self.loop.add_reader(sock.fileno(), self._on_readable)
         if self.ssl_context is not None:
+            import ssl
+
             self._in = ssl.MemoryBIO()
             self._out = ssl.MemoryBIO()
             self._ssl = self.ssl_context.wrap_bio(self._in, self._out, server_hostname=self.server_hostname)
@@ -299,6 +308,8 @@ class StreamProbe:
 
     # -- TLS plumbing
     def _handshake(self) -> None:
+        import ssl
+
         assert self._ssl is not None
         try:
             self._ssl.do_handshake()
@@ -321,6 +332,8 @@ class StreamProbe:
     # -- I/O
     def send(self, data: bytes) -> None:
         if self._ssl is not None:
+            import ssl
+
             try:
                 self._ssl.write(data)
             except (ssl.SSLError, OSError) as exc:
@@ -399,6 +412,8 @@ class StreamProbe:
             return False
 
     def _drain_tls(self) -> None:
+        import ssl
+
         while self._ssl is not None and self._done is not None:
             try:
                 chunk = self._ssl.read(RECV_SIZE)

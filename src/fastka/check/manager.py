@@ -16,13 +16,11 @@ from __future__ import annotations
 import os
 import random
 import socket
-import ssl
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastka._linux import NETLINK_ROUTE
 from fastka.check.base import LoopLike, Target
-from fastka.check.dns import DnsProbe
 from fastka.check.file import FileChecker
 from fastka.check.fsm import Checker, CheckerBase, RealServer, SteadyChecker, VirtualServer
 from fastka.check.http import HttpProbe, client_ssl_context
@@ -48,6 +46,9 @@ from fastka.check.spec import (
 from fastka.check.steady import http_urls, new_check
 from fastka.check.udp import UdpProbe
 from fastka.log import get_logger
+
+if TYPE_CHECKING:
+    import ssl
 
 log = get_logger("check")
 
@@ -99,6 +100,7 @@ class CheckerManager:
             script_group=g.script_group,
             script_security=g.enable_script_security,
             fifo_script=g.lvs_notify_fifo_script,
+            smtp=g.smtp,
         )
 
     def ssl_context(self) -> ssl.SSLContext:
@@ -153,6 +155,10 @@ class CheckerManager:
         elif isinstance(p, SmtpParams):
             probe = SmtpProbe(loop, target, t, p.helo_name)
         elif isinstance(p, DnsParams):
+            # dnspython costs ~60 ms and 3 MB to import: only for DNS_CHECK (the parent
+            # imports it before forking when the configuration has one, see subsystem.py).
+            from fastka.check.dns import DnsProbe
+
             probe = DnsProbe(loop, target, t, p)
         elif isinstance(p, UdpParams):
             probe = UdpProbe(loop, target, t, p)
@@ -223,7 +229,8 @@ class CheckerManager:
         old_vss = self.vss
         old_config = self.config
         self.config = config
-        if config.globals.lvs_notify_fifos != old_config.globals.lvs_notify_fifos and self._own_notifier:
+        og, ng = old_config.globals, config.globals
+        if (ng.lvs_notify_fifos != og.lvs_notify_fifos or ng.smtp != og.smtp) and self._own_notifier:
             old_notifier = self.notifier
             self.notifier = self._make_notifier(config)
             if isinstance(old_notifier, LoopNotifier):

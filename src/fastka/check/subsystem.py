@@ -25,6 +25,27 @@ from fastka.status import RealServer as RealServerStatus
 from fastka.status import VirtualServer as VirtualServerStatus
 
 
+def preload_modules(config: Any) -> list[str]:
+    """Modules the checker child of ``config`` will import (the parent imports them before
+    forking, so that neither the first child nor a respawned one waits for them): the
+    IPVS codec always, ssl for SSL_GET, h11 for HTTP heads the quick parser leaves, and
+    dnspython for DNS_CHECK -- never what the configuration does not use."""
+    kinds = {
+        getattr(c, "TYPE", "")
+        for vs in getattr(config, "virtual_servers", ())
+        for rs in vs.real_servers
+        for c in rs.checkers
+    }
+    mods = ["fastka.ipvs.ipvs"]
+    if kinds & {"HTTP_GET", "SSL_GET"}:
+        mods.append("h11")
+    if "SSL_GET" in kinds:
+        mods.append("ssl")
+    if "DNS_CHECK" in kinds:
+        mods.append("fastka.check.dns")
+    return mods
+
+
 class CheckerSubsystem(SubsystemBase):
     def __init__(self, sink_factory: Callable[[], IpvsSink] | None = None) -> None:
         self.sink_factory = sink_factory or KernelSink
