@@ -3,6 +3,13 @@ queries, VMACs (through pyroute2 ``IPRoute``), and the netlink reflector (:class
 
 :class:`Netlink` wraps one pyroute2 ``IPRoute`` -- created after fork, in the current
 network namespace, or injected (tests pass a fake or one made inside a test namespace).
+The ``IPRoute`` is made (and pyroute2, ~230 modules, 9 MB and 0.2-1 s, imported) only when
+a change needs it -- routes, rules, VMACs, addresses outside the fast path of
+:mod:`fastka.vrrp.addresses`; the address queries every VRRP child makes at start-up
+(primary IPv4, IPv6 link-local) are one raw ``RTM_GETADDR`` dump on a socket opened with
+the object, so that a VRRP child without such configuration never imports pyroute2 and
+a respawned one is back in milliseconds. :func:`preload_modules` names what the parent
+imports before forking when the configuration does need it.
 Changes are **idempotent**, as a VRRP instance needs them to be: adding what exists or
 removing what is gone is not an error, and the call returns whether it changed anything.
 The kernel's other refusals become :class:`fastka.errors.NetlinkOpError` naming the
@@ -385,19 +392,57 @@ def _address_info(msg: Any) -> AddressInfo | None:
 # --------------------------------------------------------------------------- changes
 
 
+def preload_modules(config: Any) -> list[str]:
+    """Modules the VRRP child of ``config`` will import: pyroute2 when it has VMACs,
+    virtual or static routes and rules, or static addresses (the parent imports them
+    before forking, so that neither the first child nor a respawned one waits for them)."""
+    needs = bool(
+        getattr(config, "static_ipaddress", None)
+        or getattr(config, "static_routes", None)
+        or getattr(config, "static_rules", None)
+    )
+    for inst in getattr(config, "vrrp_instances", {}).values():
+        if needs:
+            break
+        needs = bool(
+            getattr(inst, "use_vmac", None)
+            or getattr(inst, "virtual_routes", None)
+            or getattr(inst, "virtual_rules", None)
+        )
+    return ["pyroute2"] if needs else []
+
+
 class Netlink:
-    """VIPs, routes, rules, VMACs and interface queries through one pyroute2 ``IPRoute``."""
+    """VIPs, routes, rules, VMACs and interface queries through one pyroute2 ``IPRoute``
+    (made on first use; address dumps go through a raw socket, see the module docstring)."""
 
     def __init__(self, ipr: IPRouteLike | None = None, *, sysctl: Sysctl | None = None) -> None:
+        self._ipr: IPRouteLike | None = ipr
+        # Without an injected IPRoute, queries use a raw socket made now, in the namespace
+        # the object is made in (as IPRoute would be).
+        self._rt: socket.socket | None = None
         if ipr is None:
-            from pyroute2 import IPRoute
-
-            ipr = IPRoute()
-        self.ipr: IPRouteLike = ipr
+            self._rt = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
+            self._rt.settimeout(5.0)
+            self._rt.bind((0, 0))
+        self._seq = 0
         self.sysctl = sysctl if sysctl is not None else Sysctl()
 
+    @property
+    def ipr(self) -> IPRouteLike:
+        if self._ipr is None:
+            from pyroute2 import IPRoute
+
+            self._ipr = IPRoute()
+        return self._ipr
+
     def close(self) -> None:
-        self.ipr.close()
+        if self._ipr is not None:
+            self._ipr.close()
+            self._ipr = None
+        if self._rt is not None:
+            self._rt.close()
+            self._rt = None
 
     def __enter__(self) -> Netlink:
         return self
@@ -442,6 +487,8 @@ class Netlink:
 
     def addresses(self, ifindex: int | None = None, family: int = socket.AF_UNSPEC) -> list[AddressInfo]:
         """Addresses of one interface (or all), optionally of one family, in kernel order."""
+        if self._rt is not None:
+            return [a for a in self._dump_addresses(family) if ifindex is None or a.ifindex == ifindex]
         kwargs: dict[str, Any] = {}
         if family != socket.AF_UNSPEC:
             kwargs["family"] = family
@@ -470,6 +517,45 @@ class Netlink:
             if a.scope == 0 and isinstance(a.ip, IPv4Address):
                 return a.ip
         return primaries[0].ip if primaries and isinstance(primaries[0].ip, IPv4Address) else None
+
+    def _dump_addresses(self, family: int) -> list[AddressInfo]:
+        """``RTM_GETADDR`` dump on the raw socket, decoded as :func:`_address_info` does
+        pyroute2's messages."""
+        assert self._rt is not None
+        self._seq = seq = (self._seq + 1) & 0xFFFFFFFF
+        body = _IFADDRMSG.pack(family, 0, 0, 0, 0)
+        out: list[AddressInfo] = []
+        try:
+            self._rt.send(_NLMSG_HDR.pack(16 + len(body), _RTM_GETADDR, _NLM_F_REQUEST_DUMP, seq, 0) + body)
+            while True:
+                data = self._rt.recv(1 << 16)
+                for mtype, mseq, off, end in _messages(data):
+                    if mseq != seq:
+                        continue
+                    if mtype == _NLMSG_DONE:
+                        return out
+                    if mtype == _NLMSG_ERROR:
+                        err = -_I32.unpack_from(data, off)[0]
+                        if err:
+                            raise NetlinkOpError(err, "dump addresses")
+                        continue
+                    if mtype != _RTM_NEWADDR or end - off < _IFADDRMSG.size:
+                        continue
+                    fam, prefixlen, flags, scope, index = _IFADDRMSG.unpack_from(data, off)
+                    attrs = _rtattrs(data, off + _IFADDRMSG.size, end)
+                    raw = attrs.get(_IFA_LOCAL) or attrs.get(_IFA_ADDRESS)
+                    if raw is None or len(raw) != (4 if fam == socket.AF_INET else 16):
+                        continue
+                    if _IFA_FLAGS in attrs and len(attrs[_IFA_FLAGS]) >= 4:
+                        flags = _U32.unpack_from(attrs[_IFA_FLAGS])[0]
+                    label = (
+                        attrs[_IFA_LABEL].rstrip(b"\0").decode(errors="replace")
+                        if _IFA_LABEL in attrs
+                        else None
+                    )
+                    out.append(AddressInfo(index, _interface(raw, prefixlen), scope, flags, label))
+        except OSError as e:
+            raise NetlinkOpError(e.errno or _errno.EIO, "dump addresses") from e
 
     def ipv6_link_local(self, ifindex: int) -> IPv6Address | None:
         """The interface's first usable (not tentative) IPv6 link-local address."""
