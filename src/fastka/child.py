@@ -208,6 +208,7 @@ class ChildSpec:
     incarnation: int = 0
     resume: Any = None
     mem_check: bool = False
+    forked_at: float = 0.0  # time.monotonic() just before the fork (start-up timing)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -482,6 +483,7 @@ def run_child(spec: ChildSpec, sock: socket.socket) -> int:
         runner.install_signals()
         if spec.mem_check:
             memcheck.start()
+        modules_before = set(sys.modules) if log.isEnabledFor(logging.DEBUG) else None
         try:
             sub = spec.factory()
             runner.subsystem = sub
@@ -497,6 +499,15 @@ def run_child(spec: ChildSpec, sock: socket.socket) -> int:
             runner.exit_code = ExitCode.PROGRAM_ERROR
         if runner.exit_code is not None:
             return runner.exit_code
+        if modules_before is not None:
+            # Modules imported here were not preloaded by the parent (daemon.PRELOADS).
+            new = sorted({m.partition(".")[0] for m in set(sys.modules) - modules_before})
+            log.debug(
+                "%s child: started %.0f ms after the fork; imported meanwhile: %s",
+                title,
+                (time.monotonic() - spec.forked_at) * 1e3,
+                ", ".join(new) or "nothing",
+            )
         runner.channel.send({"op": "started", "pid": os.getpid(), "incarnation": spec.incarnation})
         runner.schedule_status()
         if runner.exit_code is None:

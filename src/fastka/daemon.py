@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import importlib
 import io
 import logging
@@ -50,7 +51,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from fastka import log as fastka_log
-from fastka import memcheck, metrics, status, systemd
+from fastka import memcheck, status, systemd
 from fastka._version import __version__
 from fastka.child import (
     ROLE_TITLES,
@@ -66,10 +67,10 @@ from fastka.cli import ExitCode, Options
 from fastka.errors import FastkaError
 from fastka.ipc import Channel, Message
 from fastka.pidfile import AlreadyRunning, PidFile, holder
-from fastka.statusd import StatusServer, parse_http_address
 
 if TYPE_CHECKING:
     from fastka.loop import Loop, Timer
+    from fastka.statusd import StatusServer
 
 log = logging.getLogger("fastka.daemon")
 
@@ -77,6 +78,13 @@ log = logging.getLogger("fastka.daemon")
 SUBSYSTEMS: dict[str, str] = {
     "vrrp": "fastka.vrrp.subsystem:VrrpSubsystem",
     "checker": "fastka.check.subsystem:CheckerSubsystem",
+}
+
+# What each child will import for a given configuration ("module:callable(config) ->
+# module names"): the parent imports them before forking (see Parent._preload).
+PRELOADS: dict[str, str] = {
+    "vrrp": "fastka.vrrp.netlink:preload_modules",
+    "checker": "fastka.check.subsystem:preload_modules",
 }
 
 # A child exiting with one of these stops the whole daemon (lib/scheduler.c).
@@ -181,14 +189,19 @@ class Tuning:
         return tuning
 
 
-def resolve_factory(target: str | SubsystemFactory) -> SubsystemFactory:
-    if not isinstance(target, str):
-        return target
+def resolve_target(target: str) -> Any:
+    """The object a ``"module:attr.attr"`` string names (importing the module)."""
     module, _, attr = target.partition(":")
     obj: Any = importlib.import_module(module)
     for part in attr.split("."):
         obj = getattr(obj, part)
-    factory: SubsystemFactory = obj
+    return obj
+
+
+def resolve_factory(target: str | SubsystemFactory) -> SubsystemFactory:
+    if not isinstance(target, str):
+        return target
+    factory: SubsystemFactory = resolve_target(target)
     return factory
 
 
@@ -267,11 +280,15 @@ class Parent:
         loader: Loader = load_config,
         factories: Mapping[str, str | SubsystemFactory] | None = None,
         tuning: Tuning | None = None,
+        preloads: Mapping[str, str] | None = None,
     ) -> None:
         self.opts = opts
         self.loader = loader
         self.factory_targets: dict[str, str | SubsystemFactory] = dict(SUBSYSTEMS)
         self.factory_targets.update(factories or {})
+        # A role whose subsystem is replaced (tests) does not get the real one's preloads.
+        self.preloads: dict[str, str] = {r: t for r, t in PRELOADS.items() if r not in (factories or {})}
+        self.preloads.update(preloads or {})
         self.factories: dict[str, SubsystemFactory] = {}
         self.tuning = tuning or Tuning.from_env()
         self.loaded: Loaded | None = None
@@ -302,10 +319,17 @@ class Parent:
         self._refresh_id = 0
         self._ready_sent = False
         self._ready_timer: Timer | None = None
+        self._t0 = time.monotonic()
 
     # ---------------------------------------------------------------- start-up
 
+    def _phase(self, what: str) -> None:
+        """Log how long start-up took to reach ``what`` (``-DD``; bench/compare/startup.py)."""
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("start-up: %s after %.0f ms", what, (time.monotonic() - self._t0) * 1e3)
+
     def run(self) -> int:
+        self._t0 = time.monotonic()
         for signum in _EARLY_IGNORED:
             signal.signal(signum, signal.SIG_IGN)
         opts = self.opts
@@ -330,6 +354,7 @@ class Parent:
         if loaded.fatal:
             log.error("Configuration is unusable; stopping")
             return ExitCode.CONFIG
+        self._phase("configuration read")
         self.loaded = loaded
         self._dump_conf_at_start()
         facts = loaded.facts
@@ -360,6 +385,9 @@ class Parent:
         except Exception as exc:
             log.error("Cannot load a subsystem: %s", exc)
             return ExitCode.FATAL
+        self._preload(loaded.config, self._wanted)
+        self._settle_heap()
+        self._phase("subsystems imported")
         if not opts.dont_fork:
             _daemonize()
         self.board.daemon["pid"] = os.getpid()
@@ -416,6 +444,49 @@ class Parent:
         for role in roles:
             if role not in self.factories:
                 self.factories[role] = resolve_factory(self.factory_targets[role])
+
+    def _preload(self, config: Any, roles: set[str]) -> None:
+        """Import, before forking, what the children of ``roles`` will import for
+        ``config``: the subsystems (already, by :meth:`_resolve_factories`) and the heavy
+        libraries their configuration needs (pyroute2 for VMACs and routes, ssl, dnspython
+        ...). Children are forked, not exec'd, so a child then starts -- and a dead one is
+        back -- without importing anything, and the imported pages stay shared with the
+        parent (see :meth:`_settle_heap`). Libraries the configuration does not need stay
+        out of every process. A failed import is left for the child to report."""
+        for role in sorted(roles):
+            target = self.preloads.get(role)
+            if target is None:
+                continue
+            try:
+                names = [str(n) for n in resolve_target(target)(config)]
+            except Exception as exc:
+                log.debug("preload list of the %s child failed: %s", role, exc)
+                continue
+            for name in names:
+                if name in sys.modules:
+                    continue
+                t0 = time.monotonic()
+                try:
+                    importlib.import_module(name)
+                except Exception as exc:
+                    log.debug("preloading %s failed: %s", name, exc)
+                    continue
+                log.debug(
+                    "preloaded %s for the %s child in %.0f ms", name, role, (time.monotonic() - t0) * 1e3
+                )
+
+    @staticmethod
+    def _settle_heap() -> None:
+        """Collect, then move every object alive now to the collector's permanent
+        generation (``gc.freeze``): the cyclic GC then never walks them again -- in the
+        parent or in a forked child -- so it never writes to their headers, and the pages
+        holding the modules and the configuration stay shared between the parent and its
+        children instead of being copied into each (copy-on-write). Done once the
+        configuration is loaded (start-up, each reload), so that a fork itself only needs
+        the cheap ``gc.freeze()`` of what was made since. Frozen objects are still freed by
+        reference counting (the configuration model has no cycles)."""
+        gc.collect()
+        gc.freeze()
 
     def _main(self) -> int:
         from fastka.loop import Loop
@@ -509,6 +580,8 @@ class Parent:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
+        gc.freeze()  # what was made since the last _settle_heap(): shared, never walked
+        spec.forked_at = time.monotonic()
         pid = os.fork()
         if pid == 0:  # the child: never returns
             code = ExitCode.PROGRAM_ERROR
@@ -753,6 +826,8 @@ class Parent:
             self._send_ready(again=True)
             return
         self.loaded = loaded
+        self._preload(loaded.config, wanted)
+        self._settle_heap()
         self.board.daemon["config_loaded"] = time.time()
         if loaded.facts.router_id:
             self.board.daemon["router_id"] = loaded.facts.router_id
@@ -963,6 +1038,9 @@ class Parent:
         self.status_target = target
         if not sock and not http:
             return
+        # h11 (the endpoint) and prometheus_client (/metrics) only when asked for.
+        from fastka.statusd import StatusServer, parse_http_address
+
         self.server = StatusServer(self.loop, self._http)
         if sock:
             try:
@@ -1047,6 +1125,8 @@ class Parent:
         if path in ("/status", "/status.json"):
             self._refresh(lambda: json_response(self.board.document()))
         elif path == "/metrics":
+            from fastka import metrics
+
             self._refresh(lambda: respond(200, metrics.CONTENT_TYPE, metrics.render(self.board.document())))
         elif path == "/health":
             ok, text = self.health()

@@ -14,12 +14,13 @@ import logging
 import os
 import sys
 import time
-import tracemalloc
 from typing import TYPE_CHECKING
 
 from fastka.status import atomic_write, dump_dir
 
 if TYPE_CHECKING:
+    import tracemalloc
+
     from fastka.cli import Options
 
 log = logging.getLogger("fastka.memcheck")
@@ -40,13 +41,15 @@ def wanted(opts: Options) -> bool:
 def start() -> None:
     """Start tracing (if not yet) and take this process's baseline."""
     global _baseline
+    import tracemalloc  # only with --mem-check: not a cost every process pays
+
     if not tracemalloc.is_tracing():
         tracemalloc.start(FRAMES)
     _baseline = tracemalloc.take_snapshot()
 
 
 def active() -> bool:
-    return _baseline is not None and tracemalloc.is_tracing()
+    return _baseline is not None and sys.modules["tracemalloc"].is_tracing()
 
 
 def _compiled_counters() -> list[str]:
@@ -69,6 +72,8 @@ def report(role: str) -> str:
     """Allocations alive now that were made after the baseline, largest first."""
     if not active() or _baseline is None:
         return "mem-check: not active\n"
+    import tracemalloc
+
     snap = tracemalloc.take_snapshot()
     diff = [
         d

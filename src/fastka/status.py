@@ -15,19 +15,22 @@ adopted in #2661), at Keepalived's paths: ``$TMPDIR`` if it is an absolute direc
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import http.client
 import json
 import os
-import socket
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 from fastka._version import __version__
+
+if TYPE_CHECKING:
+    import http.client
+
+# Every process imports this module (dumps, the status file); the client half
+# (``fetch``, ``fastka status``) imports http.client and argparse -- about 50 modules with
+# email -- only when it runs.
 
 SCHEMA_VERSION = 1
 
@@ -194,17 +197,25 @@ def dump_path(kind: DumpKind, role: str, configured: str | None = None) -> str:
 
 
 def atomic_write(path: str, data: str | bytes) -> None:
-    """Replace ``path`` with ``data`` so that no reader ever sees a partial file."""
+    """Replace ``path`` with ``data`` so that no reader ever sees a partial file.
+
+    The temporary file has a random name and is created exclusively (``O_EXCL``: a planted
+    file or link is never followed), with the mode a plain ``open()`` gives (0666 less the
+    umask), then renamed over ``path``. (``tempfile`` would do the same at the price of
+    importing ``random``, ``shutil`` and more into every process.)"""
     raw = data.encode() if isinstance(data, str) else data
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    while True:
+        tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.urandom(6).hex()}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(raw)
-        # mkstemp creates 0600; give the file the mode a plain open() would (umask).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -296,20 +307,22 @@ def find_instance(doc: Mapping[str, Any], name: str) -> Mapping[str, Any] | None
 DEFAULT_SOCKET = "/run/fastka/status.sock"
 
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
+def _unix_http_connection(path: str, timeout: float) -> http.client.HTTPConnection:
+    import http.client
+    import socket
 
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
+    class UnixHTTPConnection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(path)
+            except OSError:
+                sock.close()
+                raise
+            self.sock = sock
+
+    return UnixHTTPConnection("localhost", timeout=timeout)
 
 
 def fetch(
@@ -321,7 +334,7 @@ def fetch(
         host, _, port = address.rpartition(":")
         conn = http_client_for(host or "127.0.0.1", int(port), timeout)
     else:
-        conn = _UnixHTTPConnection(unix_socket or DEFAULT_SOCKET, timeout)
+        conn = _unix_http_connection(unix_socket or DEFAULT_SOCKET, timeout)
     try:
         conn.request("GET", path)
         resp = conn.getresponse()
@@ -334,6 +347,8 @@ def fetch(
 
 
 def http_client_for(host: str, port: int, timeout: float) -> http.client.HTTPConnection:
+    import http.client
+
     return http.client.HTTPConnection(host.strip("[]"), port, timeout=timeout)
 
 
@@ -470,6 +485,8 @@ def render(doc: Mapping[str, Any]) -> str:
 
 def main(argv: list[str]) -> int:
     """``fastka status [--socket PATH | --http HOST:PORT | --file PATH] [--json]``."""
+    import argparse
+
     parser = argparse.ArgumentParser(prog="fastka status", description="Show a running fastka's status.")
     src = parser.add_mutually_exclusive_group()
     src.add_argument(
