@@ -16,6 +16,8 @@ The one place for running a configured command on the event loop:
   previous exits, or after :data:`NOTIFY_ORDER_WAIT` seconds if it hangs (with a warning;
   it is not killed). FIFO lines are written at once, in order, non-blocking (a full FIFO
   drops the line, as Keepalived).
+  SMTP alerts (``smtp_alert``) go last, through :class:`fastka.smtp.Mailer` (queued,
+  delivered by a worker thread: the loop never waits for a mail server).
 
 The FIFO and user helpers (:func:`open_fifo`, :func:`resolve_user`,
 :func:`default_script_user`, :func:`script_is_secure`) are shared with the checker's
@@ -36,6 +38,8 @@ import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from fastka.smtp import Mailer, SmtpSettings, vrrp_group_alert, vrrp_instance_alert
 
 if TYPE_CHECKING:
     from fastka.config.model import Config, NotifyFifo, SyncGroup, VrrpInstance
@@ -349,6 +353,9 @@ class VrrpNotifier:
         self.lines_dropped = 0
         self._stopping_done: Callable[[], None] | None = None
         self._stop_timer: _Timer | None = None
+        self.mailer: Mailer | None = None
+        self.no_email_faults = False
+        self.set_smtp(config)
         seen: set[str] = set()
         for fifo in (g.notify_fifo, g.vrrp_notify_fifo):
             if fifo is not None and fifo.path not in seen:
@@ -373,6 +380,19 @@ class VrrpNotifier:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self.fifo_fds = []
+        if self.mailer is not None:
+            self.mailer.close()  # what is queued is still delivered
+
+    def set_smtp(self, config: Config) -> None:
+        """The SMTP alert settings of ``config`` (at start and on reload)."""
+        g = config.global_defs
+        self.no_email_faults = g.no_email_faults
+        smtp = SmtpSettings.from_global_defs(g)
+        if self.mailer is not None and self.mailer.settings == smtp:
+            return
+        if self.mailer is not None:
+            self.mailer.close()
+        self.mailer = Mailer(smtp) if smtp is not None else None
 
     # -- public ------------------------------------------------------------------------------
 
@@ -392,6 +412,8 @@ class VrrpNotifier:
                 key, cfg.notify, [*cfg.notify.argv, "INSTANCE", cfg.name, word, str(priority)], timeout
             )
         self._fifo(fifo_line("INSTANCE", cfg.name, word, priority))
+        if cfg.smtp_alert and self._mail_state(word):
+            self._mail(*vrrp_instance_alert(cfg.name, word))
 
     def group(self, cfg: SyncGroup, state: State) -> None:
         word = state.name
@@ -404,6 +426,8 @@ class VrrpNotifier:
         if cfg.notify is not None:
             self._enqueue(key, cfg.notify, [*cfg.notify.argv, "GROUP", cfg.name, word, "0"], timeout)
         self._fifo(fifo_line("GROUP", cfg.name, word, 0))
+        if cfg.smtp_alert and self._mail_state(word):
+            self._mail(*vrrp_group_alert(cfg.name, word))
 
     def event(self, cfg: VrrpInstance, event: str, priority: int) -> None:
         """``MASTER_RX_LOWER_PRI`` (+ its script), ``MASTER_PRIORITY``, ``BACKUP_PRIORITY``."""
@@ -425,6 +449,17 @@ class VrrpNotifier:
         self._stop_timer = self.loop.call_later(timeout, self._idle_timeout)
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _mail_state(self, word: str) -> bool:
+        # Keepalived mails MASTER, BACKUP and FAULT (not with no_email_faults); its STOP
+        # alert never leaves the process, so none is sent here
+        if word == "FAULT":
+            return not self.no_email_faults
+        return word in ("MASTER", "BACKUP")
+
+    def _mail(self, subject: str, body: str) -> None:
+        if self.mailer is not None:
+            self.mailer.send(subject, body)
 
     def _fifo(self, data: bytes) -> None:
         for fd in self.fifo_fds:

@@ -52,13 +52,6 @@ def _start(pair: Pair, env: dict[str, str] | None = None) -> tuple[VrrpDaemon, V
     return da, db
 
 
-# A reload still rebuilds the VRRP router: a surviving MASTER re-enters MASTER (logged
-# and re-announced) instead of carrying its state over. Strict: this turns into a failure
-# (XPASS) once the reload applies only the difference -- then remove the marker.
-RESUME_GAP = pytest.mark.xfail(
-    strict=True, reason="vrrp reload rebuilds instances instead of migrating them (MASTER re-entered)"
-)
-
 
 def _new_vrrp_pid(da: VrrpDaemon, old: int, timeout: float) -> int:
     deadline = time.monotonic() + timeout
@@ -135,7 +128,6 @@ def _rss_kb(pid: int) -> int:
     return int(psutil.Process(pid).memory_info().rss // 1024)
 
 
-@RESUME_GAP
 def test_reload_storm(rig: Rig) -> None:
     excluded = "    virtual_ipaddress_excluded {{\n        {}\n    }}"
     conf_1 = config(V, 11, 12, [Inst("VI_A", 31, 150, [VIP], extra=excluded.format(V.vip_cidr(VIP_ALT)))])

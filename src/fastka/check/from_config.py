@@ -32,6 +32,7 @@ from fastka.check.spec import (
 )
 from fastka.config import model as m
 from fastka.log import get_logger
+from fastka.smtp import SmtpSettings
 
 log = get_logger("check")
 
@@ -230,6 +231,7 @@ def real_server_spec(rs: m.RealServer, vs: m.VirtualServer, config: m.Config) ->
         tun_port=f.tunnel_port or 0,
         tun_flags=TUN_CSUM.get(f.tunnel_csum, 0),
         checkers=checker_specs(rs, vs, config),
+        smtp_alert=rs.smtp_alert,
     )
 
 
@@ -254,6 +256,8 @@ def virtual_server_spec(vs: m.VirtualServer, config: m.Config) -> VirtualServerS
         ha_suspend=vs.ha_suspend,
         omega=vs.omega,
         ha_suspend_addresses=tuple(s.address for s in services if s.address),
+        smtp_alert=vs.smtp_alert,
+        rs_alert_changes_only=config.global_defs.no_checker_emails,
     )
 
 
@@ -280,5 +284,6 @@ def check_config(config: m.Config, *, dont_release_ipvs: bool = False) -> CheckC
             ssl_certificate=ssl.certificate if ssl else None,
             ssl_key=ssl.key if ssl else None,
             ssl_password=ssl.password if ssl else None,
+            smtp=SmtpSettings.from_global_defs(g),
         ),
     )

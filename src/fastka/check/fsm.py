@@ -32,6 +32,7 @@ from fastka.check.sink import DestSpec, IpvsSink
 from fastka.check.spec import CheckerSpec, RealServerSpec, ServiceSpec, VirtualServerSpec
 from fastka.errors import IpvsError
 from fastka.log import NOTICE, get_logger
+from fastka.smtp import checker_body, rs_alert, vs_alert
 
 log = get_logger("check")
 
@@ -251,7 +252,9 @@ class Checker(CheckerBase):
         if self.is_up != up:
             self.is_up = up
             self.last_change = self.due + WALL_OFFSET
+            was_alive = self.rs.alive
             self.rs.checker_changed()
+            self.rs.vs.checker_alert(self.rs, self, was_alive)
 
     def take_state(self, old: CheckerBase) -> None:
         super().take_state(old)
@@ -595,6 +598,8 @@ class VirtualServer:
         for rs_spec in self.spec.real_servers:
             self._new_rs(rs_spec)
         self.quorum_up = self.weight_sum() >= self.spec.quorum + self.spec.hysteresis
+        if self.quorum_up:
+            self._quorum_alert("start", self.weight_sum())
         if not self.quorum_up and self.spec.sorry_server is not None:
             self._sorry_on()
         for rs in self.rss.values():
@@ -665,6 +670,20 @@ class VirtualServer:
             self.notifier.run_script(script)
         self.notifier.fifo(f"RS {rs.describe()} {self.describe()} {'UP' if up else 'DOWN'}")
 
+    # -- SMTP alerts (fastka.smtp has Keepalived's texts)
+    def checker_alert(self, rs: RealServer, checker: CheckerBase, was_alive: bool) -> None:
+        """A checker of ``rs`` changed: mail it (after the real server's own change)."""
+        if not rs.spec.smtp_alert or (self.spec.rs_alert_changes_only and rs.alive == was_alive):
+            return
+        body = checker_body(checker.describe(), checker.is_up, checker.detail or "", checker.target)
+        self.notifier.alert(*rs_alert(rs.describe(), self.describe(), rs.alive, body))
+
+    def _quorum_alert(self, event: str, weight_sum: int) -> None:
+        if self.spec.smtp_alert:
+            self.notifier.alert(
+                *vs_alert(self.describe(), event, self.spec.quorum, self.spec.hysteresis, weight_sum)
+            )
+
     # -- quorum (Keepalived's update_quorum_state)
     def update_quorum(self) -> None:
         spec = self.spec
@@ -688,6 +707,7 @@ class VirtualServer:
             if spec.quorum_down is not None:
                 self.notifier.run_script(spec.quorum_down)
             self.notifier.fifo(f"VS {self.describe()} DOWN")
+            self._quorum_alert("lost", weight_sum)
         elif not self.quorum_up and weight_sum > 0 and weight_sum >= spec.quorum + spec.hysteresis:
             self.quorum_up = True
             log.log(
@@ -707,6 +727,7 @@ class VirtualServer:
             if spec.quorum_up is not None:
                 self.notifier.run_script(spec.quorum_up)
             self.notifier.fifo(f"VS {self.describe()} UP")
+            self._quorum_alert("gained", weight_sum)
 
     def _sorry_on(self) -> None:
         ss = self.spec.sorry_server

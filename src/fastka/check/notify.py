@@ -14,6 +14,9 @@ user, else ``script_user``, else ``keepalived_script`` if it exists, else root),
 ``enable_script_security`` a script that a non-root user could modify is refused
 (Keepalived's rule: the file and every directory above it must not be writable by anyone
 but root or the user the script runs as).
+
+SMTP alerts (``alert(subject, body)``; texts from :mod:`fastka.smtp`) are queued to a
+:class:`fastka.smtp.Mailer` and delivered off the loop.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from fastka.check.spec import Script
 
 # the script user, script security and FIFO helpers are shared with the VRRP side
 from fastka.notify import default_script_user, open_fifo, resolve_user, script_is_secure
+from fastka.smtp import Mailer, SmtpSettings
 
 __all__ = [
     "LoopNotifier",
@@ -45,6 +49,7 @@ log = logging.getLogger("fastka.check")
 class Notifier(Protocol):
     def run_script(self, script: Script) -> None: ...
     def fifo(self, line: str) -> None: ...
+    def alert(self, subject: str, body: str) -> None: ...
 
 
 class RecordingNotifier:
@@ -53,12 +58,16 @@ class RecordingNotifier:
     def __init__(self) -> None:
         self.scripts: list[tuple[str, ...]] = []
         self.lines: list[str] = []
+        self.alerts: list[tuple[str, str]] = []
 
     def run_script(self, script: Script) -> None:
         self.scripts.append(script.argv)
 
     def fifo(self, line: str) -> None:
         self.lines.append(line)
+
+    def alert(self, subject: str, body: str) -> None:
+        self.alerts.append((subject, body))
 
 
 def fifo_bytes(line: str) -> bytes:
@@ -78,8 +87,10 @@ class LoopNotifier:
         script_group: str | None = None,
         script_security: bool = False,
         fifo_script: tuple[str, Script] | None = None,
+        smtp: SmtpSettings | None = None,
     ) -> None:
         self.loop = loop
+        self.mailer = Mailer(smtp) if smtp is not None else None
         self.default_user = default_script_user(script_user, script_group)
         self.script_security = script_security
         self.fifo_fds: list[int] = []
@@ -97,6 +108,12 @@ class LoopNotifier:
         for fd in self.fifo_fds:
             os.close(fd)
         self.fifo_fds = []
+        if self.mailer is not None:
+            self.mailer.close()  # what is queued is still delivered
+
+    def alert(self, subject: str, body: str) -> None:
+        if self.mailer is not None:
+            self.mailer.send(subject, body)
 
     def fifo(self, line: str) -> None:
         data = fifo_bytes(line)

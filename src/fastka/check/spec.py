@@ -17,6 +17,8 @@ import ipaddress
 import socket
 from dataclasses import dataclass, field
 
+from fastka.smtp import SmtpSettings
+
 # IPVS forwarding methods, named as ipvsadm/Keepalived (lb_kind / lvs_method).
 FWD_NAT = "NAT"
 FWD_DR = "DR"
@@ -197,6 +199,7 @@ class RealServerSpec:
     tun_port: int = 0
     tun_flags: int = 0
     checkers: tuple[CheckerSpec, ...] = ()
+    smtp_alert: bool = False
 
     @property
     def key(self) -> tuple[str, int]:
@@ -247,6 +250,9 @@ class VirtualServerSpec:
     omega: bool = False
     # For ha_suspend: the address(es) that must be local.
     ha_suspend_addresses: tuple[str, ...] = ()
+    smtp_alert: bool = False
+    # no_checker_emails: a real server's mail only when the server itself changes state
+    rs_alert_changes_only: bool = False
 
     @property
     def key(self) -> tuple[object, ...]:
@@ -284,6 +290,7 @@ class CheckGlobals:
     ssl_certificate: str | None = None
     ssl_key: str | None = None
     ssl_password: str | None = None
+    smtp: SmtpSettings | None = None  # None: no SMTP alerts
 
 
 @dataclass(frozen=True)
