@@ -127,6 +127,7 @@ cdef enum:
     CBUF = 64                # ancillary data per datagram (pktinfo + hop limit)
     NREASONS = 32
     SEND_QUEUE = 256         # adverts queued for one sendmmsg flush
+    MAX_PEERS = 64           # per-peer counters per instance (more: counted together)
     IPPROTO_VRRP = 112
     IPPROTO_AH = 51
     VRRP_AUTH_AH = 2
@@ -185,6 +186,10 @@ cdef class _Slot:
     cdef uint16_t ident
     cdef uint32_t ah_seq
     cdef double interval
+    cdef bint csum_other          # the checksum's pseudo-header destination is csum_dst
+    cdef uint8_t csum_dst[16]
+    cdef double late_limit        # timer_expired_backup; 0 = none
+    cdef double last_sent
     # receiving
     cdef bint following
     cdef uint8_t follow_src[16]
@@ -198,6 +203,10 @@ cdef class _Slot:
     cdef uint64_t fast
     cdef uint64_t send_errors
     cdef uint64_t drops[NREASONS]
+    cdef dict peers               # source -> (count, last priority, last arrival)
+    cdef uint64_t follow_hits     # fast-path adverts of the followed master, not yet in peers
+    cdef int follow_len
+    cdef double follow_last
     cdef uint32_t reported
     cdef bint send_error_reported
     cdef bint dead
@@ -208,6 +217,7 @@ cdef class _Slot:
         self.pkts = NULL
         self.fd = -1
         self.interval = 1.0
+        self.peers = {}
 
     def __dealloc__(self):
         fk_timer_stop(&self.advert_timer)
@@ -225,6 +235,7 @@ cdef class _Slot:
         cdef Py_ssize_t alen_total = len(self.addresses)
         cdef bint ah = self.family == AF_INET and self.version == 2 and self.auth_type == VRRP_AUTH_AH
         cdef int L = self.link_len
+        cdef uint8_t *csum_dst = self.csum_dst
         if self.family == AF_INET:
             hlen = 20 + (24 if ah else 0)
         else:
@@ -246,7 +257,8 @@ cdef class _Slot:
                 memcpy(p, self.link, 14)
             vrrp_encode(p + self.msg_off, self.version, self.vrid, self.priority, self.adver_int, addrs,
                         alen_total, self.auth_type, self.auth_data, 8, self.src,
-                        self.dsts + 16 * i, self.alen, self.pseudo_header)
+                        csum_dst if self.csum_other else self.dsts + 16 * i, self.alen,
+                        self.pseudo_header)
             if self.family == AF_INET:
                 vrrp_ipv4_header(p + L, self.src, self.dsts + 16 * i, self.ttl, 0,
                                  IPPROTO_AH if ah else IPPROTO_VRRP, <int>(self.plen - L))
@@ -350,6 +362,7 @@ cdef class _Receiver:
         cdef PyObject *sp
         cdef _Slot s
         cdef uint8_t *src
+        cdef bytes srcb
         for i in range(n):
             if self.dead:
                 return
@@ -382,9 +395,12 @@ cdef class _Receiver:
                 # the steady state of a BACKUP: the master it follows is alive
                 _arm_down(eng, s, now + s.down_interval)
                 s.fast += 1
+                s.follow_hits += 1
+                s.follow_last = now
                 continue
-            _report(eng.handler.engine_advert, (s.sid, PyBytes_FromStringAndSize(<char *>src, alen),
-                                                c.priority[i], c.adver_int[i], c.flags[i]))
+            srcb = PyBytes_FromStringAndSize(<char *>src, alen)
+            _count_peer(s, srcb, c.priority[i], 1, now)
+            _report(eng.handler.engine_advert, (s.sid, srcb, c.priority[i], c.adver_int[i], c.flags[i]))
 
 
 # ---------------------------------------------------------------------------- C callbacks
@@ -454,11 +470,36 @@ cdef void _down_fired(fk_timer *t, void *data) noexcept:
     _report(eng.handler.engine_down_timer, (s.sid,))
 
 
+cdef void _count_peer(_Slot s, bytes src, int priority, uint64_t count, double when) noexcept:
+    """Per-peer counters (a slow-path advert, or the fast path's count of its master)."""
+    cdef object prev
+    try:
+        prev = s.peers.get(src)
+        if prev is None:
+            if len(s.peers) >= MAX_PEERS:
+                src = b""
+                prev = s.peers.get(src)
+        s.peers[src] = ((<tuple>prev)[0] + count if prev is not None else count, priority, when)
+    except BaseException:
+        _log.exception("VRRP engine: peer counters")
+
+
+cdef void _flush_follow(_Slot s) noexcept:
+    if s.following and s.follow_hits:
+        _count_peer(s, PyBytes_FromStringAndSize(<char *>s.follow_src, s.follow_len),
+                    s.follow_prio, s.follow_hits, s.follow_last)
+    s.follow_hits = 0
+
+
 cdef void _advert_tick(fk_timer *t, void *data) noexcept:
     cdef _Slot s = <_Slot>data
     cdef Engine eng = s.engine
     cdef double nxt = t.when + s.interval
     cdef double now = fk_now(eng.loop)
+    if s.late_limit > 0 and s.last_sent > 0 and now - s.last_sent > s.late_limit:
+        # timer_expired_backup: we were not running; a backup may be master by now
+        _report(eng.handler.engine_late, (s.sid, now - s.last_sent))
+        return
     if nxt <= now:  # the loop was held up for a whole interval: skip, do not bunch
         nxt = now + s.interval
     fk_timer_start(eng.loop, t, nxt)
@@ -610,7 +651,7 @@ cdef class Engine:
     def set_advert(self, int sid, sock, *, int family, int version, int priority, int adver_int,
                    bytes addresses, int auth_type=0, bytes auth_data=b"", bytes src, dsts,
                    bint multicast, int ttl=255, bint pseudo_header=True, int ifindex=0,
-                   double interval, link=None):
+                   double interval, link=None, checksum_dst=None):
         cdef _Slot s = self._slots[sid]
         cdef list dl = [bytes(d) for d in dsts]
         cdef int alen = 4 if family == AF_INET else 16
@@ -670,6 +711,15 @@ cdef class Engine:
         s.ttl = ttl
         s.pseudo_header = pseudo_header
         s.ifindex = ifindex
+        cdef bytes cd
+        s.csum_other = False
+        if checksum_dst is not None and family == AF_INET:
+            cd = bytes(checksum_dst)
+            if len(cd) != 4:
+                raise ValueError("checksum_dst must be an IPv4 address")
+            memset(s.csum_dst, 0, 16)
+            memcpy(s.csum_dst, <char *>cd, 4)
+            s.csum_other = True
         if auth_type == VRRP_AUTH_AH and s.ah_seq == 0:
             # a restarted router must not look like a replay to peers that remember our
             # last sequence number: start from the clock (see the reference)
@@ -680,6 +730,9 @@ cdef class Engine:
             s.interval = interval
             if fk_timer_active(&s.advert_timer):
                 self.start_adverts(sid)
+
+    def set_late_limit(self, int sid, double limit):
+        (<_Slot>self._slots[sid]).late_limit = limit if limit > 0 else 0.0
 
     def set_priority(self, int sid, int priority):
         cdef _Slot s = self._slots[sid]
@@ -714,6 +767,7 @@ cdef class Engine:
         cdef in6_pktinfo *pi
         if s.fd < 0 or s.ndst == 0 or s.pkts == NULL:
             return
+        s.last_sent = fk_now(self.loop)
         for i in range(s.ndst):
             if self.nq >= SEND_QUEUE:
                 self.flush()
@@ -850,6 +904,7 @@ cdef class Engine:
     def follow(self, int sid, src, int priority, int adver_int, double down_interval):
         cdef _Slot s = self._slots[sid]
         cdef bytes b
+        _flush_follow(s)
         s.down_interval = down_interval
         if src is None:
             s.following = False
@@ -859,6 +914,7 @@ cdef class Engine:
             raise ValueError("address too long")
         memset(s.follow_src, 0, 16)
         memcpy(s.follow_src, <char *>b, len(b))
+        s.follow_len = <int>len(b)
         s.follow_prio = priority
         s.follow_int = adver_int
         s.following = True
@@ -867,13 +923,16 @@ cdef class Engine:
 
     def stats(self, int sid):
         cdef _Slot s = self._slots[sid]
+        _flush_follow(s)
         return SlotStats(s.sent, s.received, s.fast, s.send_errors,
-                         {i: s.drops[i] for i in range(NREASONS) if s.drops[i]})
+                         {i: s.drops[i] for i in range(NREASONS) if s.drops[i]}, dict(s.peers))
 
     def clear_stats(self, int sid):
         cdef _Slot s = self._slots[sid]
         s.sent = s.received = s.fast = s.send_errors = 0
         memset(s.drops, 0, sizeof(s.drops))
+        s.peers = {}
+        s.follow_hits = 0
 
     def reset_reports(self, int sid):
         cdef _Slot s = self._slots[sid]

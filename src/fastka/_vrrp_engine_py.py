@@ -45,6 +45,7 @@ from fastka.vrrp.codec import (
     VridTable,
     encode,
     encode_ipv4_into,
+    ipv4_header_into,
 )
 
 __all__ = ["Engine", "EngineHandler", "SlotStats"]
@@ -56,6 +57,9 @@ _ANC6 = socket.CMSG_SPACE(20) + socket.CMSG_SPACE(4)
 _INT = struct.Struct("=i")
 BATCH = 64
 SLOT_SIZE = 4096 + 128
+# per-peer counters kept per instance; more sources than this are counted together
+# under the empty address (a flood of forged sources must not grow memory)
+MAX_PEERS = 64
 
 
 def _phase(t: float, interval: float) -> float:
@@ -79,6 +83,10 @@ class EngineHandler(Protocol):
     def engine_send_error(self, sid: int, err: int) -> None:
         """First failed send of ``sid`` since the last reset."""
 
+    def engine_late(self, sid: int, gap: float) -> None:
+        """A periodic advert of ``sid`` fell due ``gap`` s after the previous one, more
+        than its late limit (``set_late_limit``): it was not sent, the adverts stopped."""
+
 
 class _LoopLike(Protocol):
     def time(self) -> float: ...
@@ -97,6 +105,8 @@ class SlotStats:
     fast_path: int = 0
     send_errors: int = 0
     drops: dict[int, int] = field(default_factory=dict)
+    # accepted adverts per source address: (count, last priority, last arrival, loop time)
+    peers: dict[bytes, tuple[int, int, float]] = field(default_factory=dict)
 
 
 @dataclass(eq=False)
@@ -140,11 +150,16 @@ class _Slot:
     buf: bytearray = field(default_factory=lambda: bytearray(20 + 24 + 16 + 255 * 16))
     interval: float = 1.0
     advert_timer: Any = None
+    checksum_dst: bytes | None = None
+    late_limit: float = 0.0
+    last_sent: float = 0.0
     # -- receiving
     down_timer: Any = None
     follow: tuple[bytes, int, int] | None = None
     down_interval: float = 0.0
     stats: SlotStats = field(default_factory=SlotStats)
+    follow_hits: int = 0
+    follow_last: float = 0.0
     reported: set[int] = field(default_factory=set)
     send_error_reported: bool = False
 
@@ -249,6 +264,7 @@ class Engine:
         ifindex: int = 0,
         interval: float,
         link: bytes | None = None,
+        checksum_dst: bytes | None = None,
     ) -> None:
         """What ``sid`` sends and where (the socket may be None while it cannot send).
 
@@ -257,6 +273,9 @@ class Engine:
         frames, IP header included (IPv6 too, with the VRRP checksum computed here) --
         the multicast fast path, past the kernel's IP output. Otherwise ``sock`` is the
         raw IPv4 (header included) or IPv6 (kernel header and checksum) socket.
+        ``checksum_dst``: VRRPv3/IPv4 only -- the pseudo-header destination of the
+        checksum when it is not the packet's own (224.0.0.18 for the unicast checksum of
+        Keepalived before 1.3.6, ``old_unicast_checksum``).
         """
         if link is not None and len(link) != 14:
             raise ValueError("link must be a 14-byte Ethernet header")
@@ -281,6 +300,7 @@ class Engine:
         s.ttl = ttl
         s.pseudo_header = pseudo_header
         s.ifindex = ifindex
+        s.checksum_dst = bytes(checksum_dst) if checksum_dst is not None and family == AF_INET else None
         if auth_type == VRRP_AUTH_AH and not s.ah_seq:
             # a restarted router must not look like a replay to peers that remember our
             # last sequence number: start from the clock (at most one advert per second
@@ -293,6 +313,12 @@ class Engine:
 
     def set_priority(self, sid: int, priority: int) -> None:
         self._slots[sid].priority = priority
+
+    def set_late_limit(self, sid: int, limit: float) -> None:
+        """``timer_expired_backup``: a periodic advert due more than ``limit`` s after the
+        previous one (the process was stopped or starved) is not sent; the adverts stop
+        and the handler hears ``engine_late``. 0: no limit."""
+        self._slots[sid].late_limit = max(limit, 0.0)
 
     def send_now(self, sid: int, priority: int | None = None, *, reset_timer: bool = False) -> None:
         s = self._slots[sid]
@@ -316,24 +342,25 @@ class Engine:
             s.advert_timer = None
 
     def _advert_tick(self, s: _Slot) -> None:
+        if s.late_limit > 0 and s.last_sent > 0:
+            gap = self.loop.time() - s.last_sent
+            if gap > s.late_limit:
+                self.stop_adverts(s.sid)
+                self.handler.engine_late(s.sid, gap)
+                return
         self._send(s, s.priority)
 
     def _send(self, s: _Slot, priority: int) -> None:
         sock = s.sock
         if sock is None:
             return
+        s.last_sent = self.loop.time()
         for dst, addr in zip(s.dsts, s.dst_addrs, strict=True):
             try:
                 if s.link is not None:
                     sock.send(s.link + self._ip_packet(s, priority, dst))
                 elif s.family == AF_INET:
-                    s.ident = s.ident % 0xFFFF + 1
-                    if s.version == 2 and s.auth_type == VRRP_AUTH_AH:
-                        s.ah_seq += 1
-                    n = encode_ipv4_into(
-                        s.buf, 0, s.version, s.vrid, priority, s.adver_int, s.addresses, s.auth_type,
-                        s.auth_data, s.src, dst, s.ttl, s.ident, s.ah_seq or 1, s.pseudo_header,
-                    )  # fmt: skip
+                    n = self._encode4(s, priority, dst)
                     sock.sendto(memoryview(s.buf)[:n], socket.MSG_DONTROUTE if s.multicast else 0, addr)
                 else:
                     msg = encode(3, s.vrid, priority, s.adver_int, s.addresses, 0, b"", s.src, dst)
@@ -347,16 +374,25 @@ class Engine:
                     self.handler.engine_send_error(s.sid, exc.errno or errno.EIO)
 
     @staticmethod
+    def _encode4(s: _Slot, priority: int, dst: bytes) -> int:
+        """The next IPv4 packet of ``s`` to ``dst`` into ``s.buf``; returns its length."""
+        s.ident = s.ident % 0xFFFF + 1
+        if s.version == 2 and s.auth_type == VRRP_AUTH_AH:
+            s.ah_seq += 1
+        n = encode_ipv4_into(
+            s.buf, 0, s.version, s.vrid, priority, s.adver_int, s.addresses, s.auth_type, s.auth_data,
+            s.src, s.checksum_dst or dst, s.ttl, s.ident, s.ah_seq or 1, s.pseudo_header,
+        )  # fmt: skip
+        if s.checksum_dst is not None and s.checksum_dst != dst:
+            # the checksum was made for checksum_dst: now the real destination
+            ipv4_header_into(s.buf, 0, s.src, dst, s.ttl, s.ident, s.buf[9], n - 20)
+        return n
+
+    @staticmethod
     def _ip_packet(s: _Slot, priority: int, dst: bytes) -> bytes:
         """The whole IP packet for the link-layer path (the kernel adds nothing)."""
         if s.family == AF_INET:
-            s.ident = s.ident % 0xFFFF + 1
-            if s.version == 2 and s.auth_type == VRRP_AUTH_AH:
-                s.ah_seq += 1
-            n = encode_ipv4_into(
-                s.buf, 0, s.version, s.vrid, priority, s.adver_int, s.addresses, s.auth_type,
-                s.auth_data, s.src, dst, s.ttl, s.ident, s.ah_seq or 1, s.pseudo_header,
-            )  # fmt: skip
+            n = Engine._encode4(s, priority, dst)
             return bytes(s.buf[:n])
         msg = encode(3, s.vrid, priority, s.adver_int, s.addresses, 0, b"", s.src, dst)
         # version 6, traffic class 0xc0 (as Keepalived), flow label 0, next header 112
@@ -384,8 +420,23 @@ class Engine:
         self, sid: int, src: bytes | None, priority: int, adver_int: int, down_interval: float
     ) -> None:
         s = self._slots[sid]
+        self._flush_follow(s)
         s.follow = None if src is None else (bytes(src), priority, adver_int)
         s.down_interval = down_interval
+
+    @staticmethod
+    def _count_peer(s: _Slot, src: bytes, priority: int, count: int, when: float) -> None:
+        peers = s.stats.peers
+        if src not in peers and len(peers) >= MAX_PEERS:
+            src = b""
+        n = peers.get(src, (0, 0, 0.0))[0]
+        peers[src] = (n + count, priority, when)
+
+    def _flush_follow(self, s: _Slot) -> None:
+        """Move the fast path's count of the followed master into the per-peer counters."""
+        if s.follow is not None and s.follow_hits:
+            self._count_peer(s, s.follow[0], s.follow[1], s.follow_hits, s.follow_last)
+        s.follow_hits = 0
 
     def _down_fired(self, s: _Slot) -> None:
         self.handler.engine_down_timer(s.sid)
@@ -463,17 +514,26 @@ class Engine:
             ):
                 s.down_timer.reschedule(now + s.down_interval)
                 s.stats.fast_path += 1
+                s.follow_hits += 1
+                s.follow_last = now
                 continue
+            self._count_peer(s, src, prio, 1, now)
             self.handler.engine_advert(s.sid, src, prio, adv, flags)
 
     # -- statistics --------------------------------------------------------------------------
 
     def stats(self, sid: int) -> SlotStats:
-        st = self._slots[sid].stats
-        return SlotStats(st.adverts_sent, st.adverts_received, st.fast_path, st.send_errors, dict(st.drops))
+        s = self._slots[sid]
+        self._flush_follow(s)
+        st = s.stats
+        return SlotStats(
+            st.adverts_sent, st.adverts_received, st.fast_path, st.send_errors, dict(st.drops), dict(st.peers)
+        )
 
     def clear_stats(self, sid: int) -> None:
-        self._slots[sid].stats = SlotStats()
+        s = self._slots[sid]
+        s.stats = SlotStats()
+        s.follow_hits = 0
 
     def reset_reports(self, sid: int) -> None:
         """Report the next refused packet of each reason (and send error) again."""

@@ -277,6 +277,15 @@ class ScriptRunner:
             run.term_timer = self.loop.call_later(timeout, self._timeout, pid)
         return pid
 
+    def adopt(self, pid: int, callback: Callable[[int, int, bool], None]) -> bool:
+        """Send the exit of running ``pid`` to ``callback`` instead (a reload's new
+        tracker takes over a check in progress); False if it is not running."""
+        run = self.running.get(pid)
+        if run is None:
+            return False
+        run.callback = callback
+        return True
+
     def _timeout(self, pid: int) -> None:
         run = self.running.get(pid)
         if run is None:
@@ -356,11 +365,40 @@ class VrrpNotifier:
         self.mailer: Mailer | None = None
         self.no_email_faults = False
         self.set_smtp(config)
-        seen: set[str] = set()
+        self.fifos: list[NotifyFifo] = []
+        self._open_fifos(config)
+
+    @staticmethod
+    def _fifos_of(config: Config) -> list[NotifyFifo]:
+        g = config.global_defs
+        out: list[NotifyFifo] = []
         for fifo in (g.notify_fifo, g.vrrp_notify_fifo):
-            if fifo is not None and fifo.path not in seen:
-                seen.add(fifo.path)
-                self._open_fifo(fifo)
+            if fifo is not None and fifo.path not in {f.path for f in out}:
+                out.append(fifo)
+        return out
+
+    def _open_fifos(self, config: Config) -> None:
+        self.fifos = self._fifos_of(config)
+        for fifo in self.fifos:
+            self._open_fifo(fifo)
+
+    def reconfigure(self, config: Config) -> None:
+        """A reload: the FIFOs the new configuration names (reopened only if they
+        changed); the script queues carry on."""
+        self.set_smtp(config)
+        if self._fifos_of(config) == self.fifos:
+            return
+        for fd in self.fifo_fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.fifo_fds = []
+        self._open_fifos(config)
+
+    def fifo_states(self, lines: Sequence[tuple[str, str, str, int]]) -> None:
+        """``fifo_write_vrrp_states_on_reload``: the current states again, FIFO only
+        ((kind, name, state, priority) per line)."""
+        for kind, name, state, priority in lines:
+            self._fifo(fifo_line(kind, name, state, priority))
 
     def _open_fifo(self, fifo: NotifyFifo) -> None:
         try:

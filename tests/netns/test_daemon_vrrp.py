@@ -52,7 +52,6 @@ def _start(pair: Pair, env: dict[str, str] | None = None) -> tuple[VrrpDaemon, V
     return da, db
 
 
-
 def _new_vrrp_pid(da: VrrpDaemon, old: int, timeout: float) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

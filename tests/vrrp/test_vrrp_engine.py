@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 
 from conftest import implementations, load
-from fastka.vrrp.codec import AF_INET, Expect, Reason, encode_ipv4
+from fastka.errors import VrrpDecodeError
+from fastka.vrrp.codec import (
+    AF_INET,
+    FLAG_OLD_UNICAST_CHECKSUM,
+    Expect,
+    Reason,
+    decode_ipv4,
+    encode_ipv4,
+)
 
 PARAMS = implementations("fastka._vrrp_engine", "fastka._vrrp_engine_py")
 LOOPS = {"fastka._vrrp_engine": "fastka._loop", "fastka._vrrp_engine_py": "fastka._loop_py"}
@@ -45,6 +53,9 @@ class Handler:
 
     def engine_send_error(self, *a: Any) -> None:
         self.calls.append(("send_error", a))
+
+    def engine_late(self, *a: Any) -> None:
+        self.calls.append(("late", a))
 
 
 def advert(src: bytes = SRC, prio: int = 150, vrid: int = 51, interval: int = 1, vip: bytes = VIP) -> bytes:
@@ -204,3 +215,110 @@ def test_detach_and_remove(rig: Any) -> None:
     )
     rig.feed(advert(prio=200))
     assert [c[0] for c in rig.handler.calls if c[0] == "advert"] == ["advert"]
+
+
+def test_per_peer_counters(rig: Any) -> None:
+    """Accepted adverts are counted per source: the fast path (the followed master) and
+    the rest alike, with the last priority seen."""
+    e = rig.engine
+    e.arm_down(rig.sid, rig.clock.now + 3.6)
+    e.follow(rig.sid, SRC, 150, 1, 3.6)
+    rig.feed(advert(), advert(), advert(src=OTHER, prio=90))
+    rig.advance(0.5)
+    rig.feed(advert())
+    peers = e.stats(rig.sid).peers
+    assert peers[SRC][:2] == (3, 150)
+    assert peers[SRC][2] == pytest.approx(rig.clock.now)
+    assert peers[OTHER][:2] == (1, 90)
+    # a change of the followed master keeps what was counted
+    e.follow(rig.sid, None, 0, 0, 0.0)
+    rig.feed(advert(prio=160))
+    assert e.stats(rig.sid).peers[SRC][:2] == (4, 160)
+    e.clear_stats(rig.sid)
+    assert e.stats(rig.sid).peers == {}
+
+
+def test_per_peer_counters_bounded(rig: Any) -> None:
+    """Forged sources cannot grow the counters without bound."""
+    for k in range(80):
+        rig.feed(advert(src=bytes([10, 1, 0, k])))
+    peers = rig.engine.stats(rig.sid).peers
+    assert len(peers) == 65
+    assert peers[b""][0] == 80 - 64
+
+
+def _sending(rig: Any, **kw: Any) -> Any:
+    """The slot sends whole frames to a unix socket (the link-layer path: no addresses
+    or privileges needed); returns the receiving end."""
+    out, into = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    out.setblocking(False)
+    rig.engine.set_advert(
+        rig.sid, into, family=AF_INET, version=kw.pop("version", 3), priority=150, adver_int=100,
+        addresses=VIP, src=SRC, dsts=[kw.pop("dst", GROUP)], multicast=kw.pop("multicast", True),
+        interval=1.0, link=bytes(14), **kw,
+    )  # fmt: skip
+    rig.sockets = (out, into)
+    return out
+
+
+def _frames(out: socket.socket) -> list[bytes]:
+    got = []
+    while True:
+        try:
+            got.append(out.recv(4096)[14:])
+        except BlockingIOError:
+            return got
+
+
+def test_old_unicast_checksum_sent(rig: Any) -> None:
+    """checksum_dst: the VRRPv3 checksum of a unicast advert made with 224.0.0.18 as the
+    pseudo-header destination (Keepalived < 1.3.6), the IP header still to the peer."""
+    out = _sending(rig, dst=OTHER, multicast=False, checksum_dst=GROUP)
+    try:
+        rig.engine.send_now(rig.sid)
+        (pkt,) = _frames(out)
+        assert pkt[16:20] == OTHER
+        a = decode_ipv4(pkt, Expect(3, unicast=True, old_unicast_checksum=True))
+        assert a.flags & FLAG_OLD_UNICAST_CHECKSUM
+        with pytest.raises(VrrpDecodeError, match="BAD_CHECKSUM"):
+            decode_ipv4(pkt, Expect(3, unicast=True, old_unicast_checksum=False))
+        # and back to the RFC checksum
+        rig.engine.set_advert(
+            rig.sid, rig.sockets[1], family=AF_INET, version=3, priority=150, adver_int=100, addresses=VIP,
+            src=SRC, dsts=[OTHER], multicast=False, interval=1.0, link=bytes(14),
+        )  # fmt: skip
+        rig.engine.send_now(rig.sid)
+        (pkt,) = _frames(out)
+        assert not decode_ipv4(pkt, Expect(3, unicast=True, old_unicast_checksum=False)).flags & (
+            FLAG_OLD_UNICAST_CHECKSUM
+        )
+    finally:
+        for x in rig.sockets:
+            x.close()
+
+
+def test_late_limit_stops_adverts(rig: Any) -> None:
+    """timer_expired_backup: an advert due long after the previous one (the process was
+    stopped) is not sent; the handler hears how long it was."""
+    out = _sending(rig)
+    try:
+        e = rig.engine
+        e.set_late_limit(rig.sid, 3.5)
+        e.send_now(rig.sid)
+        e.start_adverts(rig.sid)
+        for _ in range(3):
+            rig.advance(1.0)
+        rig.loop.run_once(0)  # the compiled engine flushes its queue one iteration later
+        assert len(_frames(out)) == 4
+        assert rig.handler.calls == []
+        rig.advance(5.0)
+        rig.loop.run_once(0)
+        assert _frames(out) == []
+        (late,) = [c for c in rig.handler.calls if c[0] == "late"]
+        assert late[1][0] == rig.sid and late[1][1] == pytest.approx(5.0, abs=0.1)
+        rig.advance(1.0)
+        rig.loop.run_once(0)
+        assert _frames(out) == [], "the adverts stopped"
+    finally:
+        for x in rig.sockets:
+            x.close()

@@ -556,7 +556,9 @@ class Instance:
         if self.owner:
             return
         self.total_priority = total
-        new = min(max(total, 1), VRRP_PRIO_OWNER - 1)
+        self._set_effective(now, min(max(total, 1), VRRP_PRIO_OWNER - 1))
+
+    def _set_effective(self, now: float, new: int) -> None:
         old = self.effective_priority
         if new == old:
             return
@@ -663,6 +665,66 @@ class Instance:
         new = State.DELETED if deleted else State.STOP
         self._set_state(now, new, "stop" if not deleted else "removed by reload")
         self.io.notify(new, self.effective_priority)
+
+    def on_late(self, now: float, gap: float) -> None:
+        """``timer_expired_backup``: our periodic advert fell due ``gap`` s after the
+        previous one -- the process was stopped or starved long enough for a backup to
+        have taken over. Go back to BACKUP (no priority-0 advert) rather than fight it."""
+        if self.state != State.MASTER:
+            return
+        reason = f"no advert sent for {gap:.3f} s (timer_expired_backup)"
+        log.warning("(%s) we were not running for %.3f s: a backup may be master now - reverting to BACKUP",
+                    self.name, gap)  # fmt: skip
+        self.wantstate = State.BACKUP
+        self._leave_master(now, State.BACKUP, reason, priority_zero=False)
+        self._enter_backup(now, reason)
+        if self.sync is not None:
+            self.sync.member_left_master(self, now, f"sync group {self.sync.name}")
+
+    def late_limit(self) -> float:
+        """How long after the previous advert a MASTER with ``timer_expired_backup`` gives
+        up: down_timer_adverts x advert_int + the skew of the highest other priority."""
+        other = self.config.timer_expired_backup
+        if other is None:
+            return 0.0
+        return self.down_adverts * self.adver_int + skew_time(self.version, other, self.adver_int)
+
+    # -- reload ------------------------------------------------------------------------------
+
+    def reconfigure(self, now: float, config: VrrpInstanceConfig) -> None:
+        """A reload matched this instance (same VRID, family, interface ...) with ``config``:
+        take its settings, keep the state. The caller then applies the trackers' priority
+        (``set_total_priority``) and calls :meth:`reload_done`."""
+        self.config = config
+        self.name = config.name
+        self.version = config.version
+        self.adver_int = config.advert_int
+        self.base_priority = config.priority
+        was_owner, self.owner = self.owner, config.priority == VRRP_PRIO_OWNER
+        self.nopreempt = config.nopreempt and not self.owner
+        self.preempt_delay = config.preempt_delay
+        if not self.preempt_delay:
+            self.preempt_time = None
+        self.down_adverts = config.down_timer_adverts
+        if self.state == State.MASTER:
+            self.master_adver_int = self.adver_int
+        if self.owner and not was_owner:
+            self.total_priority = VRRP_PRIO_OWNER
+            self._set_effective(now, VRRP_PRIO_OWNER)
+            if self.state != State.MASTER:
+                self.wantstate = State.MASTER
+        elif was_owner and not self.owner and self.wantstate == State.MASTER and self.state != State.MASTER:
+            self.wantstate = State.BACKUP
+
+    def reload_done(self, now: float) -> None:
+        """After a reload: a MASTER advertises at once (the first advert of the new
+        configuration, no new election); a BACKUP listens again with a fresh master-down
+        timer. No transition, no notification."""
+        if self.state == State.MASTER:
+            self.io.send_advert(self.effective_priority, reset_timer=True)
+        elif self.state == State.BACKUP:
+            self.io.follow(None, 0, 0, 0.0)
+            self._arm_down(now + self.master_down_interval)
 
     # -- status helpers ----------------------------------------------------------------------
 

@@ -35,8 +35,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from fastka.config.model import match_by_key
 from fastka.errors import NetlinkOpError
-from fastka.notify import ScriptRunner, VrrpNotifier
+from fastka.notify import ScriptRunner, VrrpNotifier, default_script_user
 from fastka.vrrp import firewall
 from fastka.vrrp.addresses import AddressOps
 from fastka.vrrp.arp import GarpSender
@@ -49,6 +50,7 @@ from fastka.vrrp.codec import (
     IPPROTO_VRRP,
     VRRP_AUTH_AH,
     VRRP_AUTH_PASS,
+    VRRP_MCAST_GROUP4_PACKED,
     Expect,
     Reason,
 )
@@ -69,7 +71,7 @@ from fastka.vrrp.sync import SyncGroup
 from fastka.vrrp.track import Trackers
 
 if TYPE_CHECKING:
-    from fastka.config.model import Config, IpAddress, VrrpInstance
+    from fastka.config.model import Config, IpAddress, Route, Rule, VrrpInstance
     from fastka.loop import Loop
 
 __all__ = ["REASON_NAMES", "Iface", "Router", "Slot"]
@@ -153,6 +155,10 @@ FAULT_SADDR = "saddr"
 FAULT_CONFIG = "config"
 
 
+def _addresses_of(cfg: VrrpInstance) -> list[IpAddress]:
+    return [*cfg.virtual_ipaddress, *cfg.virtual_ipaddress_excluded]
+
+
 def _fmt(addr: bytes) -> str:
     if len(addr) == 4:
         return str(ipaddress.IPv4Address(addr))
@@ -208,15 +214,44 @@ class _PacketSocket:
 
 
 class Slot:
-    """One instance's I/O: implements :class:`fastka.vrrp.instance.InstanceIO`."""
+    """One instance's I/O: implements :class:`fastka.vrrp.instance.InstanceIO`.
+
+    It remembers what it put into the kernel (Keepalived's ``set`` flags): the addresses,
+    routes and rules added in this run (or by the previous incarnation of a resumed
+    MASTER). Only those are removed when the instance leaves MASTER -- an address that
+    was already there when we added it (an address owner's own interface address) stays,
+    unless ``-X``/``--release-vips`` -- and a reload compares the new configuration with
+    them, so that what stays is never removed and re-added.
+    """
 
     def __init__(self, router: Router, cfg: VrrpInstance) -> None:
         self.router = router
+        self.engine = router.engine
+        self.sid = self.engine.add_slot(cfg.virtual_router_id)
+        self.garp_timers: list[Any] = []
+        self.refresh_timers: list[Any] = []  # garp_master_refresh and garp_extra_if, while MASTER
+        self.send_key: tuple[Any, ...] | None = None
+        self.recv_key: tuple[Any, ...] | None = None
+        self.saddr: bytes | None = None
+        self._expect: Expect | None = None
+        self.attached = False
+        # set: what this run added to the kernel; (address, interface) -> the address
+        self.set_addresses: dict[tuple[Any, str], IpAddress] = {}
+        self.set_routes: list[Route] = []
+        self.set_rules: list[Rule] = []
+        self.resumed = False  # a resumed MASTER: the addresses already there are ours
+        # CHKSUM_COMPATIBILITY_AUTO: a peer uses the old unicast checksum, so do we
+        self.old_checksum_detected = False
+        self.extra_drops: dict[str, int] = {}  # refusals counted here, not in the engine
+        self._configure(cfg)
+        self.inst = Instance(cfg, self)
+
+    def _configure(self, cfg: VrrpInstance) -> None:
+        """Everything derived from the instance's configuration (start and reload)."""
+        router = self.router
         self.cfg = cfg
         self.name = cfg.name
         self.family = AF_INET6 if cfg.family == "inet6" else AF_INET
-        self.engine = router.engine
-        self.sid = self.engine.add_slot(cfg.virtual_router_id)
         self.base_ifname = cfg.interface or ""
         vmac = cfg.use_vmac
         self.vmac_ifname = vmac.ifname if vmac is not None else None
@@ -230,14 +265,6 @@ class Slot:
             v for v in cfg.virtual_ipaddress if (v.address.version == 6) == (self.family == AF_INET6)
         ]
         self.vip_packed = b"".join(v.address.ip.packed for v in self.vips)
-        self.garp_timers: list[Any] = []
-        self.send_key: tuple[Any, ...] | None = None
-        self.recv_key: tuple[Any, ...] | None = None
-        self.saddr: bytes | None = None
-        self._expect: Expect | None = None
-        self.attached = False
-        self.removed_vips_check = False
-        self.inst = Instance(cfg, self)
         auth = cfg.authentication
         self.auth_type = 0
         self.auth_data = b""
@@ -252,6 +279,21 @@ class Slot:
         )
         self.peers = [p.address.packed for p in cfg.unicast_peer]
         self.check_unicast_src = cfg.check_unicast_src or g.vrrp_check_unicast_src
+
+    @property
+    def old_checksum(self) -> bool:
+        """Our VRRPv3 unicast adverts carry the checksum of Keepalived < 1.3.6 (224.0.0.18
+        as the pseudo-header destination): configured (``old_unicast_checksum`` without
+        ``never``) or detected in a peer's adverts."""
+        cfg = self.cfg
+        if not cfg.unicast or cfg.version != 3 or self.family != AF_INET or not self.pseudo_header:
+            return False
+        return cfg.old_unicast_checksum == "auto" or (
+            self.old_checksum_detected and cfg.old_unicast_checksum != "never"
+        )
+
+    def count_drop(self, what: str) -> None:
+        self.extra_drops[what] = self.extra_drops.get(what, 0) + 1
 
     def __repr__(self) -> str:
         return f"<Slot {self.name} sid={self.sid} {self.inst.state.name}>"
@@ -304,8 +346,9 @@ class Slot:
             strict_addresses=True,
         )
 
-    def attach(self, now: float) -> None:
-        """Open (or share) the sockets and register with the engine, if the interface exists."""
+    def attach(self, now: float, *, reopen: bool = False) -> None:
+        """Open (or share) the sockets and register with the engine, if the interface
+        exists; ``reopen``: the configuration changed (a reload), set everything again."""
         r = self.router
         inst = self.inst
         iface = r.iface(self.io_ifname) if self.io_ifname else None
@@ -334,7 +377,7 @@ class Slot:
             changed = saddr != self.saddr
             self.saddr = saddr
             inst.saddr = saddr
-            if not self.attached or changed:
+            if not self.attached or changed or reopen:
                 try:
                     self._open(iface)
                 except OSError as exc:
@@ -362,15 +405,26 @@ class Slot:
         else:
             send_key = (ifname, self.family, ttl if self.family == AF_INET6 and cfg.unicast else None)
         recv_key = (ifname, self.family, self.protocol, unicast_src)
-        self.release()
+        # the new sockets first, then give back the old ones: a socket that stays (a
+        # reload) is never closed and reopened
         send = r.shared_send(send_key, ifname, ifindex, ttl if cfg.unicast else None)
         send.users.add(self.sid)
+        if self.send_key is not None and self.send_key != send_key:
+            r.unshare_send(self.send_key, self.sid)
         self.send_key = send_key
+        if self.recv_key is not None and self.recv_key != recv_key:
+            self.engine.detach(self.sid)
+            r.unshare_recv(self.recv_key, self.sid)
+            self.recv_key = None
         rid = r.shared_recv(recv_key, ifname, ifindex, unicast_src, self.protocol)
         rid.users.add(self.sid)
         self.recv_key = recv_key
         assert rid.rid is not None
-        self._expect = self.expect()
+        old_expect, self._expect = self._expect, self.expect()
+        if old_expect is not None:
+            # AH anti-replay: the sequence numbers already seen stay seen (Keepalived
+            # carries them over a reload)
+            self._expect.ah_last_seq = old_expect.ah_last_seq
         self.engine.attach(self.sid, rid.rid, self._expect)
         assert self.saddr is not None
         if cfg.unicast:
@@ -396,7 +450,9 @@ class Slot:
             ifindex=ifindex or 0,
             interval=cfg.advert_int,
             link=link,
+            checksum_dst=VRRP_MCAST_GROUP4_PACKED if self.old_checksum else None,
         )
+        self.engine.set_late_limit(self.sid, self.inst.late_limit())
         self.attached = True
 
     def link_header(self, iface: Iface | None) -> bytes | None:
@@ -460,46 +516,158 @@ class Slot:
 
     def add_addresses(self) -> None:
         r = self.router
+        adopt, self.resumed = self.resumed, False
         for vip in self.all_addresses():
-            r.address_op(True, f"({self.name}) add {vip.address}", vip, self.vip_ifname(vip))
+            self._add_address(vip, adopt=adopt)
+        for route in self.cfg.virtual_routes:
+            self._add_route(route, adopt=adopt)
+        for rule in self.cfg.virtual_rules:
+            self._add_rule(rule, adopt=adopt)
+        r.changed_addresses()
+
+    def _add_address(self, vip: IpAddress, *, adopt: bool = False) -> bool:
+        """Add one address; True if we added it (it is ours now)."""
+        ifname = self.vip_ifname(vip)
+        res = self.router.address_op(True, f"({self.name}) add {vip.address}", vip, ifname)
+        if res or (res is False and adopt):
+            self.set_addresses[(vip.address, ifname)] = vip
+        return bool(res)
+
+    def _del_address(self, vip: IpAddress, ifname: str) -> None:
+        self.set_addresses.pop((vip.address, ifname), None)
+        self.router.address_op(False, f"({self.name}) del {vip.address}", vip, ifname)
+
+    def _add_route(self, route: Route, *, adopt: bool = False) -> None:
+        r = self.router
         if r.netlink is None:
             return
-        for route in self.cfg.virtual_routes:
-            r.netlink_op(f"({self.name}) add route {route.dst}", r.netlink.add_route, route)
-        for rule in self.cfg.virtual_rules:
-            r.netlink_op(f"({self.name}) add rule", r.netlink.add_rule, rule)
+        res = r.netlink_op(f"({self.name}) add route {route.dst}", r.netlink.add_route, route)
+        if (res or (res is False and adopt)) and route not in self.set_routes:
+            self.set_routes.append(route)
 
-    def remove_addresses(self, *, only_present: bool = False) -> None:
-        """Remove rules, routes, eVIPs and VIPs; ``only_present``: skip what the netlink
-        monitor does not show (start-up clean-up, without a request per absent address)."""
+    def _add_rule(self, rule: Rule, *, adopt: bool = False) -> None:
+        r = self.router
+        if r.netlink is None:
+            return
+        res = r.netlink_op(f"({self.name}) add rule", r.netlink.add_rule, rule)
+        if (res or (res is False and adopt)) and rule not in self.set_rules:
+            self.set_rules.append(rule)
+
+    def _del_route(self, route: Route) -> None:
+        r = self.router
+        if route in self.set_routes:
+            self.set_routes.remove(route)
+        if r.netlink is not None:
+            r.netlink_op(f"({self.name}) del route {route.dst}", r.netlink.del_route, route)
+
+    def _del_rule(self, rule: Rule) -> None:
+        r = self.router
+        if rule in self.set_rules:
+            self.set_rules.remove(rule)
+        if r.netlink is not None:
+            r.netlink_op(f"({self.name}) del rule", r.netlink.del_rule, rule)
+
+    def remove_addresses(self, *, force: bool = False, only_present: bool = False) -> None:
+        """Remove the rules, routes, eVIPs and VIPs we set (``force`` or ``-X``: every one
+        configured); ``only_present``: skip what the netlink monitor does not show
+        (start-up clean-up, without a request per absent address)."""
         r = self.router
         if r.stopping and not r.release_on_stop:
             return  # -V: the addresses stay (the peer still hears our priority 0)
-        if r.netlink is not None:
-            for rule in reversed(self.cfg.virtual_rules):
-                r.netlink_op(f"({self.name}) del rule", r.netlink.del_rule, rule)
-            for route in reversed(self.cfg.virtual_routes):
-                r.netlink_op(f"({self.name}) del route {route.dst}", r.netlink.del_route, route)
-        for vip in reversed(self.all_addresses()):
-            ifname = self.vip_ifname(vip)
+        force = force or r.release_vips
+        cfg = self.cfg
+        rules = [*self.set_rules, *(x for x in cfg.virtual_rules if force and x not in self.set_rules)]
+        routes = [*self.set_routes, *(x for x in cfg.virtual_routes if force and x not in self.set_routes)]
+        for rule in reversed(rules):
+            self._del_rule(rule)
+        for route in reversed(routes):
+            self._del_route(route)
+        targets = dict(self.set_addresses)
+        if force:
+            for vip in self.all_addresses():
+                targets.setdefault((vip.address, self.vip_ifname(vip)), vip)
+        for (_addr, ifname), vip in reversed(targets.items()):
             if only_present and not r.address_present(vip, ifname):
                 continue
-            r.address_op(False, f"({self.name}) del {vip.address}", vip, ifname)
+            self._del_address(vip, ifname)
+        self.set_addresses.clear()
+        r.changed_addresses()
 
-    def _garp_burst(self, repeat: int) -> None:
+    def sync_addresses(self, old: VrrpInstance) -> list[IpAddress]:
+        """A MASTER after a reload: remove what we set that the new configuration does
+        not have (with ``-X`` also what the old one had and we did not set), add what it
+        has new; what is in both is not touched. Returns the addresses added."""
+        r = self.router
+        cfg = self.cfg
+        force = r.release_vips
+        for rule in reversed(list(self.set_rules)):
+            if rule not in cfg.virtual_rules:
+                self._del_rule(rule)
+        for route in reversed(list(self.set_routes)):
+            if route not in cfg.virtual_routes:
+                self._del_route(route)
+        if force:
+            for rule in old.virtual_rules:
+                if rule not in cfg.virtual_rules and rule not in self.set_rules:
+                    self._del_rule(rule)
+            for route in old.virtual_routes:
+                if route not in cfg.virtual_routes and route not in self.set_routes:
+                    self._del_route(route)
+        wanted = {(v.address, self.vip_ifname(v)): v for v in self.all_addresses()}
+        for key, vip in list(self.set_addresses.items()):
+            if wanted.get(key) != vip:  # gone, or its attributes changed
+                self._del_address(vip, key[1])
+        if force:
+            for vip in (*old.virtual_ipaddress, *old.virtual_ipaddress_excluded):
+                key = (vip.address, vip.dev or old.interface or "")
+                if key not in wanted and key not in self.set_addresses:
+                    self._del_address(vip, key[1])
+        added = [
+            vip for key, vip in wanted.items() if key not in self.set_addresses and self._add_address(vip)
+        ]
+        for route in cfg.virtual_routes:
+            if route not in self.set_routes:
+                self._add_route(route)
+        for rule in cfg.virtual_rules:
+            if rule not in self.set_rules:
+                self._add_rule(rule)
+        r.changed_addresses()
+        return added
+
+    def reconfigure(self, now: float, cfg: VrrpInstance) -> None:
+        """A reload matched this instance with ``cfg`` (same identity): apply the new
+        settings and, as MASTER, the difference of its addresses; the state stays."""
+        old = self.cfg
+        self._configure(cfg)
+        self.inst.reconfigure(now, cfg)
+        if self.inst.state == State.MASTER:
+            added = self.sync_addresses(old)
+            if added:
+                # Keepalived: a master that gained addresses announces them
+                self._garp_burst(cfg.garp_master_repeat, added)
+                if not self.router.config.global_defs.vrrp_min_garp:
+                    self._garp_later(cfg.garp_master_delay, cfg.garp_master_repeat, added)
+            if (old.garp_master_refresh, old.garp_master_refresh_repeat, old.garp_extra_if,
+                    old.garp_extra_if_all) != (cfg.garp_master_refresh, cfg.garp_master_refresh_repeat,
+                                               cfg.garp_extra_if, cfg.garp_extra_if_all):  # fmt: skip
+                self._cancel_refresh()
+                self._start_refresh()
+        self.attach(now, reopen=True)
+
+    def _garp_burst(self, repeat: int, vips: Iterable[IpAddress] | None = None) -> None:
         if repeat <= 0:
             return
         by_if: dict[str, list[IpAddress]] = {}
-        for vip in self.all_addresses():
+        for vip in self.all_addresses() if vips is None else vips:
             by_if.setdefault(self.vip_ifname(vip), []).append(vip)
-        for ifname, vips in by_if.items():
+        for ifname, group in by_if.items():
             sender = self.router.garp_sender(ifname)
             if sender is None:
                 continue
-            router_flag = any(v.address.version == 6 for v in vips) and self.router.ipv6_forwarding(ifname)
-            sender.send_burst([v.address.ip for v in vips], repeat, router=router_flag)
+            router_flag = any(v.address.version == 6 for v in group) and self.router.ipv6_forwarding(ifname)
+            sender.send_burst([v.address.ip for v in group], repeat, router=router_flag)
 
-    def _garp_later(self, delay: float, repeat: int) -> None:
+    def _garp_later(self, delay: float, repeat: int, vips: list[IpAddress] | None = None) -> None:
         if delay <= 0 or repeat <= 0:
             return
         holder: list[Any] = []
@@ -507,11 +675,33 @@ class Slot:
         def fire() -> None:
             with contextlib.suppress(ValueError):
                 self.garp_timers.remove(holder[0])
-            self._garp_burst(repeat)
+            self._garp_burst(repeat, vips)
 
         t = self.router.loop.call_later(delay, fire)
         holder.append(t)
         self.garp_timers.append(t)
+
+    def _garp_extra_if(self) -> None:
+        """``garp_extra_if``: the addresses on VMACs (``all``: every address) again, so
+        that switches keep their MACs (the adverts refresh only the advert interface's)."""
+        vmacs = set(self.router.vmacs)
+        vips = [v for v in self.all_addresses() if self.cfg.garp_extra_if_all or self.vip_ifname(v) in vmacs]
+        self._garp_burst(1, vips)
+
+    def _start_refresh(self) -> None:
+        cfg = self.cfg
+        loop = self.router.loop
+        if cfg.garp_master_refresh > 0:
+            self.refresh_timers.append(
+                loop.call_periodic(cfg.garp_master_refresh, self._garp_burst, cfg.garp_master_refresh_repeat)
+            )
+        if cfg.garp_extra_if:
+            self.refresh_timers.append(loop.call_periodic(cfg.garp_extra_if, self._garp_extra_if))
+
+    def _cancel_refresh(self) -> None:
+        for t in self.refresh_timers:
+            t.cancel()
+        self.refresh_timers.clear()
 
     def garp_master(self) -> None:
         cfg = self.cfg
@@ -519,12 +709,8 @@ class Slot:
         self._garp_burst(cfg.garp_master_repeat)
         if not g.vrrp_min_garp:
             self._garp_later(cfg.garp_master_delay, cfg.garp_master_repeat)
-        if cfg.garp_master_refresh > 0:
-            self.garp_timers.append(
-                self.router.loop.call_periodic(
-                    cfg.garp_master_refresh, self._garp_burst, cfg.garp_master_refresh_repeat
-                )
-            )
+        self._cancel_refresh()
+        self._start_refresh()
 
     def garp_lower_prio(self) -> None:
         cfg = self.cfg
@@ -535,6 +721,7 @@ class Slot:
         for t in self.garp_timers:
             t.cancel()
         self.garp_timers.clear()
+        self._cancel_refresh()
 
     def notify(self, state: State, priority: int) -> None:
         self.router.notifier_instance(self, state, priority)
@@ -578,6 +765,7 @@ class Router:
         monitor: RtnlMonitor | None = None,
         on_change: Callable[[], None] | None = None,
         release_on_stop: bool = True,
+        release_vips: bool = False,
     ) -> None:
         self.loop = loop
         self.config = config
@@ -585,6 +773,8 @@ class Router:
         self.monitor = monitor
         self.on_change = on_change
         self.release_on_stop = release_on_stop
+        # -X: on leaving MASTER remove every configured address, not only those we added
+        self.release_vips = release_vips
         self.engine = Engine(loop, self)
         self.ifaces: dict[str, Iface] = {}
         self.send_socks: dict[tuple[Any, ...], _SharedSocket] = {}
@@ -605,13 +795,17 @@ class Router:
         self._addr_refresh_pending: set[str] = set()
         self._our_vips: set[Any] = set()
         self._present: set[tuple[int, Any]] | None = None
-        self.quiet_resume: set[str] = set()
+        self.reloads = 0
 
     # -- helpers used by slots -----------------------------------------------------------------
 
     def changed(self) -> None:
         if self.on_change is not None:
             self.on_change()
+
+    def changed_addresses(self) -> None:
+        """We added or removed addresses: what the monitor showed is stale."""
+        self._present = None
 
     def iface(self, name: str) -> Iface:
         i = self.ifaces.get(name)
@@ -651,19 +845,21 @@ class Router:
         iface.link_local6 = ll6.packed if ll6 is not None else None
         iface.addrs_valid = True
 
-    def address_op(self, add: bool, what: str, vip: IpAddress, ifname: str) -> None:
-        """Add or remove one VIP (the fast rtnetlink path; pyroute2 when it is not open)."""
+    def address_op(self, add: bool, what: str, vip: IpAddress, ifname: str) -> bool | None:
+        """Add or remove one VIP (the fast rtnetlink path; pyroute2 when it is not open):
+        True done, False nothing to do (already there / not there), None failed."""
         index = self.ifindex(ifname)
         if index is None:
             if add:
                 log.error("%s failed: interface %s does not exist", what, ifname)
-            return
+            return None
         if self.addr_ops is not None:
             fn = self.addr_ops.add_address if add else self.addr_ops.del_address
-            self.netlink_op(what, fn, vip, index)
-        elif self.netlink is not None:
+            return self.netlink_op(what, fn, vip, index)
+        if self.netlink is not None:
             fn = self.netlink.add_address if add else self.netlink.del_address
-            self.netlink_op(what, fn, vip, index)
+            return self.netlink_op(what, fn, vip, index)
+        return None
 
     def address_present(self, vip: IpAddress, ifname: str) -> bool:
         """Whether the netlink monitor shows ``vip`` on ``ifname`` (as of the last event)."""
@@ -674,11 +870,13 @@ class Router:
         index = self.ifindex(ifname)
         return index is not None and (index, vip.address.ip) in self._present
 
-    def netlink_op(self, what: str, fn: Callable[..., object], *args: object) -> None:
+    def netlink_op(self, what: str, fn: Callable[..., object], *args: object) -> bool | None:
+        """``fn(*args)``, its errors logged: True/False as ``fn`` says, None on failure."""
         try:
-            fn(*args)
+            return bool(fn(*args))
         except (NetlinkOpError, OSError) as exc:
             log.error("%s failed: %s", what, exc)
+            return None
 
     def shared_send(
         self, key: tuple[Any, ...], ifname: str | None, ifindex: int | None, hops: int | None
@@ -769,8 +967,6 @@ class Router:
     # -- notifications ---------------------------------------------------------------------------
 
     def notifier_instance(self, slot: Slot, state: State, priority: int) -> None:
-        if slot.name in self.quiet_resume and slot.inst.transitions <= 1:
-            return  # a reload that changed nothing for this MASTER tells nobody (Keepalived)
         if self.notifier is not None:
             self.notifier.instance(slot.cfg, state, priority)
         self.changed()
@@ -791,15 +987,30 @@ class Router:
         slot = self.by_sid.get(sid)
         if slot is None:
             return
+        inst = slot.inst
         if slot.check_unicast_src and slot.cfg.unicast and src not in slot.peers:
-            inst = slot.inst
+            slot.count_drop("unicast_source")
             inst._once("notpeer", logging.INFO, "unicast source address %s not a unicast peer", _fmt(src))
             return
-        if flags & FLAG_OLD_UNICAST_CHECKSUM:
-            slot.inst._once(
-                "oldcsum", logging.INFO, "peer %s uses the old unicast VRRPv3 checksum", _fmt(src)
+        if inst.owner and slot.cfg.owner_ignore_adverts:
+            # RFC 9568: the address owner does not listen (check 16)
+            slot.count_drop("owner")
+            inst._once(
+                "owner", logging.INFO, "Dropping packet(s) from %s since we are address owner", _fmt(src)
             )
-        slot.inst.on_advert(
+            return
+        if (
+            flags & FLAG_OLD_UNICAST_CHECKSUM
+            and not slot.old_checksum
+            and slot.cfg.old_unicast_checksum != "never"
+        ):
+            # CHKSUM_COMPATIBILITY_AUTO: answer in the peer's dialect from now on
+            slot.old_checksum_detected = True
+            log.info(
+                "(%s) Setting unicast VRRPv3 checksum to old version (peer %s uses it)", slot.name, _fmt(src)
+            )
+            slot.attach(self.loop.time(), reopen=True)
+        inst.on_advert(
             self.loop.time(), src, priority, adver_int, address_mismatch=bool(flags & FLAG_ADDRESS_MISMATCH)
         )
 
@@ -829,6 +1040,11 @@ class Router:
             " -- are both routers configured alike?" if mismatch else "",
         )
 
+    def engine_late(self, sid: int, gap: float) -> None:
+        slot = self.by_sid.get(sid)
+        if slot is not None:
+            slot.inst.on_late(self.loop.time(), gap)
+
     def engine_send_error(self, sid: int, err: int) -> None:
         slot = self.by_sid.get(sid)
         name = slot.name if slot is not None else "?"
@@ -836,12 +1052,11 @@ class Router:
 
     # -- start ---------------------------------------------------------------------------------
 
-    def start(self, *, resume: dict[str, str] | None = None, reload: bool = False) -> None:
+    def start(self, *, resume: dict[str, str] | None = None) -> None:
         """Build and start everything (in the VRRP child, in its network namespace).
 
-        ``resume``: instance name -> state of the previous incarnation (MASTERs resume at
-        once); ``reload``: it was a reload, so resumed MASTERs are not notified again
-        unless ``fifo_write_vrrp_states_on_reload``."""
+        ``resume``: instance name -> state of the previous incarnation of the child (a
+        MASTER resumes at once, its addresses still in place)."""
         config = self.config
         g = config.global_defs
         now = self.loop.time()
@@ -863,7 +1078,7 @@ class Router:
             slot = Slot(self, cfg)
             self.slots[cfg.name] = slot
             self.by_sid[slot.sid] = slot
-            for vip in slot.all_addresses():
+            for vip in _addresses_of(cfg):
                 self._our_vips.add(vip.address.ip)
         for name, gcfg in config.vrrp_sync_groups.items():
             members = [self.slots[m].inst for m in gcfg.group if m in self.slots]
@@ -878,12 +1093,13 @@ class Router:
         for name, tr in self.trackers.interfaces.items():
             tr.up = self.iface(name).up
         resume = resume or {}
-        if reload and not g.fifo_write_vrrp_states_on_reload:
-            self.quiet_resume = {n for n, st in resume.items() if st == "MASTER"}
         for slot in self.slots.values():
-            if resume.get(slot.name) != "MASTER" and self.release_on_stop:
-                # Keepalived removes what a previous run may have left (non-masters)
-                slot.remove_addresses(only_present=True)
+            if resume.get(slot.name) == "MASTER":
+                slot.resumed = True
+            elif self.release_on_stop and not slot.inst.owner:
+                # Keepalived removes what a previous run may have left (not for an owner:
+                # it becomes MASTER at once, and its address may be the interface's own)
+                slot.remove_addresses(force=True, only_present=True)
             slot.attach(now)
         self._static_addresses()
         self.trackers.initialise(now, [s.inst for s in self.slots.values()])
@@ -904,12 +1120,219 @@ class Router:
             grp.update(now, "startup")
         self.changed()
 
+    # -- reload --------------------------------------------------------------------------------
+
+    def reload(self, config: Config) -> None:
+        """Apply a new configuration by its difference (behaviour.md §R; issue 7).
+
+        Instances are matched by identity (``VrrpInstance.key``: VRID, family, interface,
+        unicast-ness, source address or VMAC and group -- not the name). A matched
+        instance keeps its state, statistics, sockets and trackers' results: a MASTER
+        stays MASTER (no election, no "Entering MASTER STATE", no notification; its
+        first advert goes out at once), and of its addresses, routes and rules only the
+        difference is applied -- what is in both is never removed and re-added -- with
+        GARPs for the addresses it gained; a BACKUP listens again with a fresh
+        master-down timer. A removed MASTER sends priority 0 and releases its
+        addresses; removed instances are notified DELETED (``notify_deleted``) or FAULT.
+        New instances start as at start-up. Sync groups are formed again from the new
+        configuration, tracking state carries over (:meth:`Trackers.adopt`), static
+        addresses, routes and rules are diffed too. With
+        ``fifo_write_vrrp_states_on_reload`` the current states go to the FIFO again.
+        """
+        if not self.started or self.stopping:
+            raise RuntimeError("the VRRP router is not running")
+        now = self.loop.time()
+        old_config = self.config
+        g = config.global_defs
+        self.reloads += 1
+        old_slots = list(self.slots.values())
+        by_cfg = {id(s.cfg): s for s in old_slots}
+        m = match_by_key([s.cfg for s in old_slots], config.vrrp_instances.values(), lambda c: c.key())
+        slot_for: dict[int, Slot] = {id(new): by_cfg[id(old)] for old, new in (*m.unchanged, *m.changed)}
+        # the old sync groups go first: a removed member must not move them
+        old_groups, self.groups = self.groups, {}
+        for slot in old_slots:
+            slot.inst.sync = None
+        for cfg in m.removed:
+            slot = by_cfg[id(cfg)]
+            log.info("(%s) removed by the reload", slot.name)
+            slot.inst.stop(now, deleted=True)
+            self._drop_slot(slot)
+        self.config = config
+        self._reconfigure_globals(old_config)
+        matched: list[tuple[Slot, VrrpInstance]] = []
+        added: list[Slot] = []
+        self.slots = {}
+        for cfg in config.vrrp_instances.values():
+            kept = slot_for.get(id(cfg))
+            if kept is None:
+                kept = Slot(self, cfg)
+                self.by_sid[kept.sid] = kept
+                added.append(kept)
+            else:
+                matched.append((kept, cfg))
+            self.slots[cfg.name] = kept
+        self._our_vips = {v.address.ip for c in config.vrrp_instances.values() for v in _addresses_of(c)}
+        self._sync_vmacs()
+        for slot, cfg in matched:
+            if slot.name != cfg.name:
+                log.info("(%s) is now called %s (same virtual router)", slot.name, cfg.name)
+            slot.reconfigure(now, cfg)
+        self._reload_firewall([s for s, _ in matched])
+        for name, gcfg in config.vrrp_sync_groups.items():
+            members = [self.slots[n].inst for n in gcfg.group if n in self.slots]
+            if members:
+                grp = self.groups[name] = SyncGroup(gcfg, members, _SyncIO(self, name))
+                prev = old_groups.get(name)
+                if prev is not None:  # the same group: its state goes on (no notification)
+                    grp.state, grp.last_transition = prev.state, prev.last_transition
+        self._reload_trackers(now, [s.inst for s, _ in matched], [s.inst for s in added])
+        self._reload_sync_faults(now, [s.inst for s, _ in matched])
+        for slot in added:
+            slot.attach(now)
+        for slot in added:
+            slot.inst.start(now)
+        if self.trackers is not None:
+            self.trackers.start()
+        for slot, _ in matched:
+            slot.inst.reload_done(now)
+        for grp in self.groups.values():
+            grp.update(now, "reload")
+        self._sync_static(old_config)
+        if g.fifo_write_vrrp_states_on_reload and self.notifier is not None:
+            self.notifier.fifo_states(
+                [
+                    *(
+                        ("INSTANCE", s.name, s.inst.state.name, s.inst.effective_priority)
+                        for s in self.slots.values()
+                    ),
+                    *(("GROUP", n, grp.state.name, 0) for n, grp in self.groups.items()),
+                ]
+            )
+        log.info(
+            "VRRP reload: %d instance(s) kept, %d added, %d removed",
+            len(matched),
+            len(added),
+            len(m.removed),
+        )
+        self.changed()
+
+    def _drop_slot(self, slot: Slot) -> None:
+        slot.cancel_garps()
+        slot.detach()
+        self.engine.remove_slot(slot.sid)
+        self.by_sid.pop(slot.sid, None)
+
+    def _reconfigure_globals(self, old: Config) -> None:
+        g, og = self.config.global_defs, old.global_defs
+        if self.runner is not None:
+            self.runner.default_user = default_script_user(g.script_user, g.script_group)
+            self.runner.script_security = g.enable_script_security
+        if self.notifier is not None:
+            self.notifier.reconfigure(self.config)
+        if (g.vrrp_garp_interval, g.vrrp_gna_interval, self.config.garp_groups) != (
+            og.vrrp_garp_interval,
+            og.vrrp_gna_interval,
+            old.garp_groups,
+        ):
+            for i in self.ifaces.values():  # made again with the new spacing when needed
+                if i.garp is not None:
+                    i.garp.close()
+                    i.garp = None
+
+    def _reload_trackers(self, now: float, kept: list[Instance], new: list[Instance]) -> None:
+        assert self.runner is not None
+        old = self.trackers
+        self.trackers = Trackers.build(
+            self.config, {n: s.inst for n, s in self.slots.items()}, self.runner, self.loop
+        )
+        if old is not None:
+            self.trackers.adopt(old)
+            old.stop()
+        for name, tr in self.trackers.interfaces.items():
+            tr.up = self.iface(name).up
+        self.trackers.initialise(now, new)
+        for inst in kept:
+            self.trackers.apply(now, inst)
+
+    def _reload_sync_faults(self, now: float, kept: list[Instance]) -> None:
+        """The new groups' FAULT rule for the instances that run on: a member with a
+        fault of its own faults the others; a group fault that no longer holds clears."""
+        for grp in self.groups.values():
+            faulty = [m for m in grp.members if m.own_faults]
+            for m in grp.members:
+                if faulty and m not in faulty and grp.fault_key not in m.faults:
+                    m.set_fault(now, grp.fault_key, f"sync group {grp.name}: {faulty[0].name} is faulty")
+                elif not faulty and grp.fault_key in m.faults:
+                    m.clear_fault(now, grp.fault_key)
+        for inst in kept:
+            key = inst.sync.fault_key if inst.sync is not None else None
+            for k in [k for k in inst.faults if k.startswith("sync:") and k != key]:
+                inst.clear_fault(now, k)
+
+    def _sync_vmacs(self) -> None:
+        """Create the VMACs the configuration has and we lack; delete those it dropped."""
+        wanted = {s.cfg.use_vmac.ifname for s in self.slots.values() if s.cfg.use_vmac is not None}
+        for name in [n for n in self.vmacs if n not in wanted]:
+            self.vmacs.remove(name)
+            index = self.ifindex(name)
+            if self.firewall is not None and index is not None:
+                self.firewall.remove_vmac(index)
+            if self.netlink is not None:
+                self.netlink_op(f"del VMAC {name}", self.netlink.del_vmac, name)
+        self._create_vmacs()
+
+    def _reload_firewall(self, matched: list[Slot]) -> None:
+        """The firewall of the new configuration; a MASTER without accept mode keeps its
+        addresses blocked (under its new name, if renamed), one with it now unblocks."""
+        fw = self.firewall = firewall.for_config(self.config)
+        if fw is not None:
+            owners = fw.owners()
+            for slot in matched:
+                if slot.inst.state != State.MASTER:
+                    continue
+                if not slot.cfg.accept:
+                    self.firewall_accept_mode(slot, True)
+                elif slot.name in owners:
+                    self.firewall_accept_mode(slot, False)
+        self._firewall_vmacs()
+
+    def _sync_static(self, old: Config) -> None:
+        """``static_ipaddress``/``static_routes``/``static_rules``: remove what went, add
+        what came; what stays is not touched."""
+        nl = self.netlink
+        new = self.config
+        if nl is None:
+            return
+        for ip in old.static_ipaddress:
+            if ip not in new.static_ipaddress:
+                self.netlink_op(
+                    f"del static {ip.address}", nl.del_address, ip, self.ifindex(ip.dev) if ip.dev else None
+                )
+        for route in old.static_routes:
+            if route not in new.static_routes:
+                self.netlink_op(f"del static route {route.dst}", nl.del_route, route)
+        for rule in old.static_rules:
+            if rule not in new.static_rules:
+                self.netlink_op("del static rule", nl.del_rule, rule)
+        for ip in new.static_ipaddress:
+            if ip not in old.static_ipaddress:
+                self.netlink_op(
+                    f"add static {ip.address}", nl.add_address, ip, self.ifindex(ip.dev) if ip.dev else None
+                )
+        for route in new.static_routes:
+            if route not in old.static_routes:
+                self.netlink_op(f"add static route {route.dst}", nl.add_route, route)
+        for rule in new.static_rules:
+            if rule not in old.static_rules:
+                self.netlink_op("add static rule", nl.add_rule, rule)
+
     def _create_vmacs(self) -> None:
         if self.netlink is None:
             return
         for slot in self.slots.values():
             vmac = slot.cfg.use_vmac
-            if vmac is None:
+            if vmac is None or vmac.ifname in self.vmacs:
                 continue
             base = self.iface(slot.base_ifname)
             if not base.exists:
@@ -1037,20 +1460,26 @@ class Router:
                 slot.attach(now)
 
     def _check_vips(self) -> None:
-        """A VIP of ours disappeared: which MASTER lost one it should hold?"""
+        """A VIP of ours disappeared: which MASTER lost one it holds?"""
         self._vip_check_pending = False
         if self.monitor is None:
             return
         present = {a[1].ip for a in self.monitor.addresses}
         now = self.loop.time()
-        for slot in self.slots.values():
+        for slot in list(self.slots.values()):
             if slot.inst.state != State.MASTER:
                 continue
-            for vip in slot.all_addresses():
-                if not vip.no_track and vip.address.ip not in present:
-                    log.warning("(%s) virtual address %s was removed behind our back", slot.name, vip.address)
-                    slot.inst.address_removed(now, str(vip.address))
-                    break
+            for vip in list(slot.set_addresses.values()):
+                if vip.no_track or vip.address.ip in present:
+                    continue
+                if self.netlink is not None:
+                    # the monitor may not have read our own re-add yet: ask the kernel
+                    with contextlib.suppress(NetlinkOpError, OSError):
+                        if self.netlink.has_address(vip.address.ip):
+                            continue
+                log.warning("(%s) virtual address %s was removed behind our back", slot.name, vip.address)
+                slot.inst.address_removed(now, str(vip.address))
+                break
 
     # -- stop ----------------------------------------------------------------------------------
 

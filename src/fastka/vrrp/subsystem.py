@@ -59,59 +59,16 @@ class VrrpSubsystem(SubsystemBase):
             config,
             on_change=self.ctx.status_changed,
             release_on_stop=not self.ctx.options.dont_release_vrrp,
+            release_vips=bool(getattr(self.ctx.options, "release_vips", False)),
         )
 
     def reload(self, config: Any) -> None:
-        """Apply a new configuration: instances that survive keep their state (a MASTER
-        stays MASTER and keeps its VIPs: the new router sends its first advert at once);
-        removed instances release their addresses."""
-        old = self.router
-        if old is None or self.ctx is None:
+        """Apply a new configuration by its difference (:meth:`Router.reload`): matched
+        instances keep their state, addresses in both configurations stay in place."""
+        if self.router is None or self.ctx is None:
             raise ConfigError("the VRRP subsystem is not running")
-        old_by_key = {s.cfg.key(): s for s in old.slots.values()}
-        new_keys = {inst.key() for inst in config.vrrp_instances.values()}
-        resume: dict[str, str] = {}
-        keep: set[str] = set()
-        for inst_cfg in config.vrrp_instances.values():
-            s = old_by_key.get(inst_cfg.key())
-            if s is not None and s.inst.state == State.MASTER:
-                resume[inst_cfg.name] = "MASTER"
-                keep.add(s.name)
-        now = self.ctx.loop.time()
-        for s in old.slots.values():
-            if s.cfg.key() in new_keys:
-                # survives: no priority-0, no STOP notification; addresses that the new
-                # configuration no longer has are removed
-                if s.name in keep:
-                    new_cfg = next(c for c in config.vrrp_instances.values() if c.key() == s.cfg.key())
-                    new_vips = {
-                        (v.address, v.dev)
-                        for v in (*new_cfg.virtual_ipaddress, *new_cfg.virtual_ipaddress_excluded)
-                    }
-                    gone = [v for v in s.all_addresses() if (v.address, v.dev) not in new_vips]
-                    if old.netlink is not None:
-                        for v in gone:
-                            old.netlink_op(
-                                f"({s.name}) del {v.address}",
-                                old.netlink.del_address,
-                                v,
-                                old.ifindex(s.vip_ifname(v)),
-                            )
-            else:
-                s.inst.stop(now, deleted=True)
-        old.stopping = True
-        if old.trackers is not None:
-            old.trackers.stop()
-        old.close(
-            keep_vmacs={
-                s.cfg.use_vmac.ifname
-                for s in old.slots.values()
-                if s.cfg.use_vmac is not None and s.cfg.key() in new_keys
-            }
-        )
+        self.router.reload(config)
         self.config = config
-        self.router = self._router(config)
-        self.router.start(resume=resume, reload=True)
         self.ctx.status_changed()
 
     def stop(self, done: Callable[[], None]) -> None:

@@ -1,5 +1,6 @@
-"""Tracking: ``track_interface``, ``track_script`` (``vrrp_script``), ``track_file`` and the
-priority arithmetic Keepalived applies to them (behaviour.md §V4).
+"""Tracking: ``track_interface``, ``track_script`` (``vrrp_script``), ``track_file``,
+``track_process`` (``vrrp_track_process``) and the priority arithmetic Keepalived applies
+to them (behaviour.md §V4). ``track_bfd`` is not supported (warned about, ignored).
 
 A tracked object (:class:`Tracked`) has a state -- an interface up or down, a script OK /
 KO / not run yet, a file's number -- and users (:class:`TrackUse`): instances with the
@@ -29,6 +30,16 @@ security, SIGTERM at ``timeout`` and SIGKILL 2 s later) every ``interval`` from 
 ``rise`` consecutive successes make it OK, ``fall`` consecutive failures KO (exit status 0 =
 success; any other status, a signal or a timeout = failure); a run still going when the
 next is due is skipped. ``track_file`` is watched with inotify on its directory.
+``track_process`` is OK while ``quorum <= running <= quorum_max`` (``quorum_max 0``: while
+none runs), counted by :class:`fastka.vrrp.proc_events.ProcessWatcher`; a change of that
+verdict takes effect ``fork_delay`` (more processes) / ``terminate_delay`` (fewer) later
+(``delay`` sets both), and not at all if the verdict flips back meanwhile.
+
+A reload builds new trackers and :meth:`Trackers.adopt` carries the state of the old
+ones over: a ``vrrp_script`` with the same command and user keeps its result (and a run
+in progress), a file its value, a process tracker its count; :meth:`Trackers.apply`
+then brings a running instance's priority and faults in line with the new trackers,
+with transitions only where the outcome differs.
 """
 
 from __future__ import annotations
@@ -43,22 +54,25 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from fastka.vrrp.instance import Instance
+from fastka.vrrp.instance import Instance, State
+from fastka.vrrp.proc_events import ProcessWatcher
 
 if TYPE_CHECKING:
-    from fastka.config.model import Config, TrackFile, TrackInterface, TrackRef, VrrpScript
+    from fastka.config.model import Config, TrackFile, TrackInterface, TrackProcess, TrackRef, VrrpScript
     from fastka.notify import ScriptRunner
     from fastka.status import TrackedObject
 
 __all__ = [
     "FileTracker",
     "InterfaceTracker",
+    "ProcessTracker",
     "ScriptTracker",
     "TrackUse",
     "Tracked",
     "Trackers",
     "contribution",
     "file_effect",
+    "is_tracker_fault",
 ]
 
 log = logging.getLogger("fastka.vrrp")
@@ -75,6 +89,14 @@ def contribution(weight: int, reverse: bool, up: bool | None) -> int:
     if up:
         return weight * m if weight > 0 else 0
     return weight * m if weight < 0 else 0
+
+
+TRACKER_KINDS = ("interface", "script", "file", "process")
+
+
+def is_tracker_fault(key: str) -> bool:
+    """Whether an instance's fault key belongs to a tracker (``kind:name``)."""
+    return key.partition(":")[0] in TRACKER_KINDS
 
 
 def file_effect(value: int, weight: int, reverse: bool) -> tuple[bool, int]:
@@ -246,6 +268,27 @@ class ScriptTracker(Tracked):
         self.last_status: int | None = None
         self.disabled: str | None = None
         self._skip_logged = False
+        self._first: float | None = None
+
+    def same_script(self, other: ScriptTracker) -> bool:
+        """Keepalived keeps a script's result over a reload when the command and the user
+        it runs as are the same."""
+        a, b = self.cfg.script, other.cfg.script
+        return a.argv == b.argv and a.user == b.user and a.group == b.group
+
+    def take_state(self, old: ScriptTracker) -> None:
+        """A reload: continue where ``old`` was (result, a run in progress, the cadence)."""
+        self.result = min(old.result, self.rise + self.fall - 1)
+        self.up = old.up
+        self.init = old.init
+        self.runs = old.runs
+        self.last_status = old.last_status
+        self.last_change = old.last_change
+        if old.pid is not None and self.runner.adopt(old.pid, self._exited):
+            self.pid = old.pid
+            old.pid = None
+        if old.timer is not None and old.timer.active and self.cfg.interval == old.cfg.interval:
+            self._first = old.timer.when
 
     def holds_init(self, use: TrackUse) -> bool:
         return use.weight == 0 and self.init
@@ -279,7 +322,8 @@ class ScriptTracker(Tracked):
                     inst.script_init_done(self.loop.time(), u.key)
             self.users.clear()
             return
-        self.timer = self.loop.call_periodic(self.cfg.interval, self._run, first=self.loop.time())
+        first = self._first if self._first is not None else self.loop.time()
+        self.timer = self.loop.call_periodic(self.cfg.interval, self._run, first=first)
 
     def stop(self) -> None:
         if self.timer is not None:
@@ -364,10 +408,11 @@ class FileTracker(Tracked):
     def fault_reason(self, use: TrackUse) -> str:
         return f"track file {self.name} value {self.value}"
 
-    def prepare(self) -> None:
-        """``init_file``: create the file with ``init_value`` (or overwrite it)."""
+    def prepare(self, *, reload: bool = False) -> None:
+        """``init_file``: create the file with ``init_value`` (or overwrite it; never on a
+        reload of a file we already watched)."""
         path = self.cfg.file
-        if self.cfg.init_file and (self.cfg.init_overwrite or not os.path.exists(path)):
+        if not reload and self.cfg.init_file and (self.cfg.init_overwrite or not os.path.exists(path)):
             try:
                 with open(path, "w") as f:
                     f.write(f"{self.cfg.init_value}\n")
@@ -396,6 +441,87 @@ class FileTracker(Tracked):
         self.value = v
         self.up = v == 0
         self.changed(now)
+
+
+class ProcessTracker(Tracked):
+    """A ``vrrp_track_process``: OK while the number of matching processes is within the
+    quorum (after the fork/terminate delays)."""
+
+    kind = "process"
+
+    def __init__(self, cfg: TrackProcess, loop: _LoopLike) -> None:
+        super().__init__(cfg.name)
+        self.cfg = cfg
+        self.loop = loop
+        self.count = 0
+        self.timer: Any = None
+
+    def in_quorum(self, count: int) -> bool:
+        cfg = self.cfg
+        if cfg.quorum_max == 0:
+            return count == 0
+        return count >= cfg.quorum and (cfg.quorum_max is None or count <= cfg.quorum_max)
+
+    @property
+    def quorum_text(self) -> str:
+        cfg = self.cfg
+        if cfg.quorum_max == 0:
+            return "none"
+        return f"{cfg.quorum}..{cfg.quorum_max}" if cfg.quorum_max is not None else f">= {cfg.quorum}"
+
+    @property
+    def status_text(self) -> str:
+        return f"{self.count} running, quorum {self.quorum_text}"
+
+    @property
+    def status_value(self) -> float | None:
+        return float(self.count)
+
+    def fault_reason(self, use: TrackUse) -> str:
+        return f"track process {self.name}: {self.count} running (quorum {self.quorum_text})"
+
+    def set_count(self, count: int) -> None:
+        """The watcher counted again. Before start-up the verdict is taken at once."""
+        old, self.count = self.count, count
+        ok = self.in_quorum(count)
+        if self.up is None:
+            self.up = ok
+            return
+        if ok == self.up:
+            self._cancel()  # it flipped back within the delay: nothing happened
+            return
+        cfg = self.cfg
+        delay = (cfg.fork_delay or cfg.delay) if count > old else (cfg.terminate_delay or cfg.delay)
+        if delay <= 0:
+            self._settle()
+        elif self.timer is None or not self.timer.active:
+            self.timer = self.loop.call_later(delay, self._settle)
+
+    def _settle(self) -> None:
+        self.timer = None
+        ok = self.in_quorum(self.count)
+        if ok == self.up:
+            return
+        self.up = ok
+        log.info(
+            "Process monitor %s: %d running, quorum %s - %s",
+            self.name,
+            self.count,
+            self.quorum_text,
+            "up" if ok else "down",
+        )
+        self.changed(self.loop.time())
+
+    def _cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def take_state(self, old: ProcessTracker) -> None:
+        self.count = old.count
+        self.last_change = old.last_change
+        # a changed quorum takes effect at once
+        self.up = old.up if self.cfg == old.cfg else self.in_quorum(self.count)
 
 
 # --------------------------------------------------------------------------- inotify
@@ -466,8 +592,11 @@ class Trackers:
     interfaces: dict[str, InterfaceTracker] = field(default_factory=dict)
     scripts: dict[str, ScriptTracker] = field(default_factory=dict)
     files: dict[str, FileTracker] = field(default_factory=dict)
+    processes: dict[str, ProcessTracker] = field(default_factory=dict)
     inotify: _Inotify | None = None
+    watcher: ProcessWatcher | None = None
     loop: _LoopLike | None = None
+    adopted_files: set[str] = field(default_factory=set)
 
     @classmethod
     def build(
@@ -485,19 +614,20 @@ class Trackers:
             weights_ok = group is None or group.sync_group_tracking_weight
             if cfg.interface and not cfg.dont_track_primary:
                 t.interface(cfg.interface).use(inst, 0)
-            t._uses(config, inst, cfg.track_interface, cfg.track_script, cfg.track_file, weights_ok, runner)
+            t._uses(
+                config, inst, cfg.track_interface, cfg.track_script, cfg.track_file, cfg.track_process,
+                weights_ok, runner,
+            )  # fmt: skip
             if group is not None:
                 t._uses(
-                    config, inst, group.track_interface, group.track_script, group.track_file, True, runner
+                    config, inst, group.track_interface, group.track_script, group.track_file,
+                    group.track_process, True, runner,
+                )  # fmt: skip
+            bfd = [*cfg.track_bfd, *(group.track_bfd if group is not None else ())]
+            if bfd:
+                log.warning(
+                    "(%s) track_bfd is not supported: %s ignored", inst.name, ", ".join(r.name for r in bfd)
                 )
-            for kind, refs in (("track_process", cfg.track_process), ("track_bfd", cfg.track_bfd)):
-                if refs:
-                    log.warning(
-                        "(%s) %s is not supported yet: %s ignored",
-                        inst.name,
-                        kind,
-                        ", ".join(r.name for r in refs),
-                    )
         return t
 
     def _uses(
@@ -507,6 +637,7 @@ class Trackers:
         interfaces: Iterable[TrackInterface],
         scripts: Iterable[TrackRef],
         files: Iterable[TrackRef],
+        processes: Iterable[TrackRef],
         weights_ok: bool,
         runner: ScriptRunner,
     ) -> None:
@@ -523,6 +654,7 @@ class Trackers:
                 log.warning("(%s) ignoring weight of %s due to address owner", inst.name, what)
             return w
 
+        assert self.loop is not None
         for ti in interfaces:
             self.interface(ti.name).use(
                 inst, weight(ti.weight, f"track_interface {ti.name}"), ti.weight_reverse
@@ -534,7 +666,6 @@ class Trackers:
                 continue
             tr = self.scripts.get(ref.name)
             if tr is None:
-                assert self.loop is not None
                 tr = self.scripts[ref.name] = ScriptTracker(scfg, runner, self.loop)
             tr.use(inst, weight(ref.weight, f"track_script {ref.name}"), ref.weight_reverse)
         for ref in files:
@@ -546,6 +677,15 @@ class Trackers:
             if ft is None:
                 ft = self.files[ref.name] = FileTracker(fcfg)
             ft.use(inst, weight(ref.weight, f"track_file {ref.name}"), ref.weight_reverse)
+        for ref in processes:
+            pcfg = config.track_processes.get(ref.name)
+            if pcfg is None:
+                log.warning("(%s) track process %s not found, ignoring", inst.name, ref.name)
+                continue
+            pt = self.processes.get(ref.name)
+            if pt is None:
+                pt = self.processes[ref.name] = ProcessTracker(pcfg, self.loop)
+            pt.use(inst, weight(ref.weight, f"track_process {ref.name}"), ref.weight_reverse)
 
     def interface(self, name: str) -> InterfaceTracker:
         tr = self.interfaces.get(name)
@@ -554,19 +694,98 @@ class Trackers:
         return tr
 
     def all(self) -> list[Tracked]:
-        return [*self.interfaces.values(), *self.scripts.values(), *self.files.values()]
+        return [
+            *self.interfaces.values(),
+            *self.scripts.values(),
+            *self.files.values(),
+            *self.processes.values(),
+        ]
+
+    def _process_count(self, name: str, count: int) -> None:
+        pt = self.processes.get(name)
+        if pt is not None:
+            pt.set_count(count)
+
+    def _watch_processes(self) -> None:
+        """Count the tracked processes (before the instances start: their initial state)."""
+        assert self.loop is not None
+        specs = {n: p.cfg for n, p in self.processes.items()}
+        if self.watcher is not None:
+            self.watcher.on_change = self._process_count
+            self.watcher.set_specs(specs)
+        elif specs:
+            self.watcher = ProcessWatcher(self.loop, specs, self._process_count)
+            self.watcher.start()
+        for p in self.processes.values():
+            if p.up is None:
+                p.up = p.in_quorum(self.watcher.counts.get(p.name, 0) if self.watcher else 0)
 
     def initialise(self, now: float, instances: Iterable[Instance]) -> None:
-        """Apply every tracker's initial state to its instances (before they start)."""
+        """Apply every tracker's initial state to ``instances`` (before they start)."""
+        insts = list(instances)
+        members = {id(i) for i in insts}
         for f in self.files.values():
-            f.prepare()
+            f.prepare(reload=f.name in self.adopted_files)
+        self._watch_processes()
         for tr in self.all():
             for u in tr.users:
-                u.initialise()
-        for inst in instances:
+                if id(u.instance) in members:
+                    u.initialise()
+        for inst in insts:
             total = inst.total_priority
             inst.total_priority = inst.base_priority
             inst.set_total_priority(now, total)
+
+    # -- reload ------------------------------------------------------------------------------
+
+    def adopt(self, old: Trackers) -> None:
+        """A reload: carry the state of ``old``'s trackers over to ours (and its process
+        watcher); ``old`` is stopped afterwards."""
+        for name, tr in self.scripts.items():
+            o = old.scripts.get(name)
+            if o is not None and tr.same_script(o):
+                tr.take_state(o)
+        for name, ft in self.files.items():
+            of = old.files.get(name)
+            if of is not None:
+                self.adopted_files.add(name)
+                ft.value, ft.up, ft.last_change = of.value, of.up, of.last_change
+        for name, pt in self.processes.items():
+            op = old.processes.get(name)
+            if op is not None:
+                pt.take_state(op)
+        self.watcher, old.watcher = old.watcher, None
+
+    def apply(self, now: float, inst: Instance) -> None:
+        """A reload, for an instance that runs on: its priority and faults as the new
+        trackers say -- transitions only where the outcome differs."""
+        total = inst.base_priority
+        faults: dict[str, str] = {}
+        pending: set[str] = set()
+        for tr in self.all():
+            for u in tr.users:
+                if u.instance is not inst:
+                    continue
+                fault, value = u.effect()
+                u.fault, u.value, u.applied = fault, value, True
+                if fault:
+                    faults[u.key] = tr.fault_reason(u)
+                if value and not inst.owner:
+                    total += value
+                if tr.holds_init(u):
+                    pending.add(u.key)
+        if inst.state == State.INIT:
+            inst.init_pending |= pending
+        inst.set_total_priority(now, total)
+        for key, why in faults.items():
+            if key not in inst.faults:
+                inst.set_fault(now, key, why)
+        for key in [k for k in inst.faults if is_tracker_fault(k) and k not in faults]:
+            inst.clear_fault(now, key)
+        for key in [k for k in inst.init_pending if k not in pending]:
+            inst.script_init_done(now, key)
+
+    # -- running -----------------------------------------------------------------------------
 
     def start(self) -> None:
         """Start running scripts and watching files."""
@@ -602,11 +821,16 @@ class Trackers:
     def stop(self) -> None:
         for s in self.scripts.values():
             s.stop()
+        for p in self.processes.values():
+            p._cancel()
         if self.inotify is not None:
             if self.loop is not None:
                 self.loop.remove_reader(self.inotify.fd)
             self.inotify.close()
             self.inotify = None
+        if self.watcher is not None:
+            self.watcher.close()
+            self.watcher = None
 
     def status(self) -> list[TrackedObject]:
         return [t.status() for t in self.all() if t.users]
