@@ -224,6 +224,44 @@ def no_accept_like_keepalived() -> None:
                 s.close()
 
 
+STRICT = """\
+global_defs {
+    router_id r11
+    vrrp_strict
+}
+vrrp_instance VI_S {
+    state BACKUP
+    interface eth0
+    virtual_router_id 60
+    priority 150
+    version 3
+    advert_int 0.1
+    virtual_ipaddress {
+        10.99.0.110/24
+    }
+}
+"""
+
+
+def strict_mode_like_keepalived() -> None:
+    """vrrp_strict without a firewall keyword: no_accept is implied and nftables chosen
+    automatically (table keepalived), as Keepalived does."""
+    with Rig() as rig:
+        lan = rig.bridge("lan")
+        r1 = rig.router("r1", lan, host=11)
+        client = rig.router("r2", lan, host=12)
+        results: dict[str, Any] = {}
+        for kind in ("fastka", "keepalived"):
+            d = rig.fastka(r1, STRICT) if kind == "fastka" else rig.keepalived(r1, STRICT)
+            d.wait_state("MASTER", instance="VI_S", timeout=15)
+            wait_for(lambda: json.dumps("10.99.0.110") in elements(r1, "ip", "vips"), 5, "VIP blocked")
+            results[kind] = normalise(ruleset(r1))
+            assert not client.ping("10.99.0.110", timeout=0.5), f"{kind}: strict-mode VIP answered a ping"
+            d.stop()
+            assert "keepalived" not in json.dumps(ruleset(r1)), f"{kind} left its table"
+        assert results["fastka"] == results["keepalived"], json.dumps(results, indent=1)
+
+
 def transitions() -> None:
     """no_accept elements appear on MASTER and go on BACKUP (the table stays), come back
     when MASTER again; the table is gone after SIGTERM."""
@@ -260,4 +298,4 @@ def transitions() -> None:
 
 
 def test_accept_mode_firewall() -> None:
-    parallel(no_accept_like_keepalived, transitions)
+    parallel(no_accept_like_keepalived, strict_mode_like_keepalived, transitions)
