@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from rig import Bridge, Netns, OwnershipSampler, Rig, VrrpDaemon
+from rig import Bridge, Netns, OwnershipSampler, Rig, VrrpDaemon, require_netns
 
 KINDS = ("fastka", "keepalived")
 
@@ -187,3 +188,14 @@ def wait_for(pred: object, timeout: float = 10.0, what: str = "condition") -> No
         if time.monotonic() > deadline:
             raise TimeoutError(what)
         time.sleep(0.01)
+
+
+def parallel(*scenarios: Callable[[], None]) -> None:
+    """Run independent scenarios at once (each builds its own namespaces)."""
+    require_netns()
+    with ThreadPoolExecutor(len(scenarios)) as ex:
+        futures = [ex.submit(fn) for fn in scenarios]
+        errors = [f.exception() for f in futures]
+    failed = [e for e in errors if e is not None]
+    if failed:
+        raise AssertionError("\n\n".join(f"{type(e).__name__}: {e}" for e in failed)) from failed[0]
