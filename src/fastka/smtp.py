@@ -31,7 +31,8 @@ Subjects and bodies (the ``[router_id] `` prefix is added to every subject):
   succeeded on service <=``, ``=> CHECK failed on service : <detail> <=`` ...); the state
   in the subject is the real server's after the change (a checker recovering while
   another still fails says ``DOWN``). One mail per checker change, or only when the real
-  server itself changes with ``no_checker_emails``.
+  server itself changes with ``no_checker_emails``. FILE_CHECK changes are not mailed
+  (Keepalived 2.2.7 sends none).
 * Virtual server: ``Virtualserver [10.0.0.100]:tcp:80 - UP`` (``FWM 7``,
   ``[group]:port``) with ``=> Gained quorum 2+0=2 <= 4 <=``, ``=> Lost quorum 2+0=2 <= 1
   <=`` (Keepalived's mail repeats the gained-quorum arithmetic even when quorum is lost),
@@ -141,7 +142,6 @@ _CHECKER_LINES: dict[str, tuple[str, str] | None] = {
     "UDP_CHECK": ("UDP CHECK succeed on service", "UDP CHECK failed on service"),
     "PING_CHECK": ("ICMP CHECK succeed on service", "ICMP CHECK failed on service"),
     "DNS_CHECK": ("DNS_CHECK: succeed on service", "DNS_CHECK: failed on service"),
-    "FILE_CHECK": ("FILE CHECK succeed on service", "FILE CHECK failed on service"),
     "HTTP_GET": None,
     "SSL_GET": None,
     "SMTP_CHECK": None,
@@ -149,16 +149,28 @@ _CHECKER_LINES: dict[str, tuple[str, str] | None] = {
 
 
 def checker_body(kind: str, up: bool, detail: str = "", target: str = "") -> str:
-    """The body line of a checker's change. ``detail``: why it failed; ``target``: its
-    connection address (``[ip]:port``), for the connection-failure wording."""
+    """The body line of a checker's change. ``detail``: fastka's reason for a failure;
+    ``target``: the checker's ``[ip]:proto:port``; SMTP_CHECK's wording names ``[ip]:port``.
+
+    Keepalived 2.2.7 says ``HTTP request failed`` for every HTTP_GET/SSL_GET failure
+    (refused, timeout, status, digest -- observed); SMTP_CHECK's says ``Could not connect
+    to server [ip]:port`` or ``Read timeout from server [ip]:port`` (observed), other
+    SMTP failures carry fastka's own reason."""
     lines = _CHECKER_LINES.get(kind)
     if lines is not None:
         return f"=> {lines[0] if up else lines[1]} <="
     if up:
         return "=> CHECK succeed on service <="
-    if detail.startswith(("connect:", "timeout (connection)", "socket:")) or not detail:
-        # Keepalived's wording for a server that cannot be reached
-        detail = f"Could not connect to server {target}" if kind == "SMTP_CHECK" else "HTTP request failed"
+    if kind != "SMTP_CHECK":
+        detail = "HTTP request failed"
+        return f"=> CHECK failed on service : {detail} <="
+    host, sep, rest = target.rpartition("]:")
+    if sep and ":" in rest:  # fastka's "[ip]:proto:port" -> Keepalived's "[ip]:port"
+        target = f"{host}]:{rest.rsplit(':', 1)[1]}"
+    if detail.startswith(("connect:", "socket:", "timeout (connection)")) or not detail:
+        detail = f"Could not connect to server {target}"
+    elif detail.startswith("timeout"):
+        detail = f"Read timeout from server {target}"
     return f"=> CHECK failed on service : {detail} <="
 
 

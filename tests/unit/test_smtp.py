@@ -108,9 +108,17 @@ def test_texts() -> None:
     assert checker_body("SMTP_CHECK", False, "connect: Connection refused", "[127.0.0.1]:8083") == (
         "=> CHECK failed on service : Could not connect to server [127.0.0.1]:8083 <="
     )
+    # every HTTP failure is "HTTP request failed" in Keepalived 2.2.7 (status, digest, timeout)
     assert checker_body("HTTP_GET", False, "HTTP status code 500") == (
-        "=> CHECK failed on service : HTTP status code 500 <="
+        "=> CHECK failed on service : HTTP request failed <="
     )
+    assert checker_body("SSL_GET", False, "MD5 digest error: got 00") == (
+        "=> CHECK failed on service : HTTP request failed <="
+    )
+    assert checker_body("SMTP_CHECK", False, "timeout (exchange)", "[127.0.0.1]:tcp:8084") == (
+        "=> CHECK failed on service : Read timeout from server [127.0.0.1]:8084 <="
+    )
+    assert checker_body("DNS_CHECK", True) == "=> DNS_CHECK: succeed on service <="
 
 
 def test_dot_stuffing() -> None:
