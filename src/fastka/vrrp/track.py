@@ -32,8 +32,8 @@ success; any other status, a signal or a timeout = failure); a run still going w
 next is due is skipped. ``track_file`` is watched with inotify on its directory.
 ``track_process`` is OK while ``quorum <= running <= quorum_max`` (``quorum_max 0``: while
 none runs), counted by :class:`fastka.vrrp.proc_events.ProcessWatcher`; a change of that
-verdict takes effect ``fork_delay`` (more processes) / ``terminate_delay`` (fewer) later
-(``delay`` sets both), and not at all if the verdict flips back meanwhile.
+verdict takes effect ``fork_delay`` (quorum gained) / ``terminate_delay`` (quorum lost)
+later (``delay`` sets both), and not at all if the verdict flips back meanwhile.
 
 A reload builds new trackers and :meth:`Trackers.adopt` carries the state of the old
 ones over: a ``vrrp_script`` with the same command and user keeps its result (and a run
@@ -482,7 +482,7 @@ class ProcessTracker(Tracked):
 
     def set_count(self, count: int) -> None:
         """The watcher counted again. Before start-up the verdict is taken at once."""
-        old, self.count = self.count, count
+        self.count = count
         ok = self.in_quorum(count)
         if self.up is None:
             self.up = ok
@@ -491,7 +491,8 @@ class ProcessTracker(Tracked):
             self._cancel()  # it flipped back within the delay: nothing happened
             return
         cfg = self.cfg
-        delay = (cfg.fork_delay or cfg.delay) if count > old else (cfg.terminate_delay or cfg.delay)
+        # quorum gained: fork_delay; lost: terminate_delay (``delay`` sets both)
+        delay = (cfg.fork_delay or cfg.delay) if ok else (cfg.terminate_delay or cfg.delay)
         if delay <= 0:
             self._settle()
         elif self.timer is None or not self.timer.active:
