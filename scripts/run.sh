@@ -16,7 +16,7 @@ job=${1:-lab}
 APT_PACKAGES=(
     python3 python3-venv python3-dev gcc make git
     iproute2 iputils-ping procps kmod psmisc tcpdump
-    keepalived ipvsadm user-mode-linux nftables
+    keepalived ipvsadm user-mode-linux nftables frr
 )
 
 log() { printf '[fastka setup] %s\n' "$*" >&2; }
@@ -31,7 +31,8 @@ install_apt() {
         log "not root: cannot install ${missing[*]} (run as root)"; return 0
     fi
     log "apt-get install ${missing[*]}"
-    # Never let a package start its daemon (keepalived must not speak VRRP on this host).
+    # Never let a package start its daemon (keepalived and FRR's vrrpd must not speak VRRP
+    # on this host; the tests run them by hand inside network namespaces).
     local policy=/usr/sbin/policy-rc.d created=""
     if [ ! -e "$policy" ]; then
         printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; created=1
@@ -41,7 +42,7 @@ install_apt() {
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     [ -n "$created" ] && rm -f "$policy"
     if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-        systemctl disable --now keepalived.service >/dev/null 2>&1 || true
+        systemctl disable --now keepalived.service frr.service >/dev/null 2>&1 || true
     fi
 }
 

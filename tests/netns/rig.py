@@ -750,11 +750,18 @@ class FrrVrrpd:
 
     vrrpd cannot run without one macvlan per virtual router and family: bridge mode, the
     virtual MAC, ``addrgenmode random`` (its IPv6 link-local must differ from the parent's),
-    the VIPs configured on it. :meth:`start` creates them from the configuration, in
-    ``protodown`` so that nothing answers for the VIPs before vrrpd decides (zebra takes
-    the protodown over). vrrpd holds a VIP by taking its macvlan out of protodown (Master)
-    and gives it up by putting it back (Backup): an ownership sampler for an FRR router
-    needs ``carrier=True``.
+    the VIPs configured on it. :meth:`start` creates them from the configuration (once its
+    link-local exists) and puts them in ``protodown`` before adding the VIPs, so that
+    nothing answers for a VIP before vrrpd decides; zebra takes the protodown over. vrrpd
+    holds a VIP by taking its macvlan out of protodown (Master) and gives it up by putting
+    it back (Backup): an ownership sampler for an FRR router needs ``carrier=True``.
+
+    Example::
+
+        frr = rig.frr(r2, "interface eth0\n vrrp 51 priority 200\n vrrp 51 ip 10.99.0.100\n")
+        frr.start()
+        frr.wait_status(51, "Master")        # show vrrp json, through vtysh
+        frr.crash()                          # SIGKILL; the macvlans go to protodown
     """
 
     def __init__(self, rig: Rig, ns: Netns, config: str, workdir: Path) -> None:
@@ -796,24 +803,29 @@ class FrrVrrpd:
 
     def _macvlans(self) -> None:
         links = self.ns.links()
-        cmds: list[str] = []
-        for vr in self.routers:
-            if vr.ifname not in links:
-                parent_nets = [a.address.network for a in self.ns.addresses(vr.parent)]
-                cmds += [
+        new = [vr for vr in self.routers if vr.ifname not in links]
+        if new:
+            self.ns.ip_batch(
+                cmd
+                for vr in new
+                for cmd in (
                     f"link add {vr.ifname} link {vr.parent} type macvlan mode bridge",
                     # addrgenmode cannot be given to `link add` on every kernel/iproute2 pair
-                    f"link set {vr.ifname} address {vr.mac} addrgenmode random protodown on",
-                ]
-                for ip in vr.addresses:
-                    net = next((n for n in parent_nets if ip in n), None)
-                    plen = net.prefixlen if net is not None else ip.max_prefixlen
-                    cmds.append(
-                        f"addr add {ip}/{plen} dev {vr.ifname}" + (" nodad" if ip.version == 6 else "")
-                    )
-                cmds.append(f"link set {vr.ifname} up")
-            else:
-                cmds.append(f"link set {vr.ifname} protodown on")
+                    f"link set {vr.ifname} address {vr.mac} addrgenmode random",
+                    f"link set {vr.ifname} up",
+                )
+            )
+            # as on a router configured long ago: the IPv6 link-local exists (the kernel makes
+            # it only once the link has carrier, i.e. not in protodown) ...
+            for vr in new:
+                self.ns.wait_link(vr.ifname)
+        # ... and nothing answers for the VIPs before vrrpd decides
+        cmds = [f"link set {vr.ifname} protodown on" for vr in self.routers]
+        for vr in new:
+            nets = [a.address.network for a in self.ns.addresses(vr.parent)]
+            for ip in vr.addresses:
+                plen = next((n.prefixlen for n in nets if ip in n), ip.max_prefixlen)
+                cmds.append(f"addr add {ip}/{plen} dev {vr.ifname}" + (" nodad" if ip.version == 6 else ""))
         self.ns.ip_batch(cmds)
 
     def _wait_path(self, path: Path, proc: Process, timeout: float) -> None:
@@ -875,15 +887,16 @@ class FrrVrrpd:
 
     # -- state ---------------------------------------------------------------------------------
 
-    def vtysh(self, *commands: str, daemon: str = "vrrpd", timeout: float = 10.0) -> str:
-        """Run ``vtysh -c CMD ...`` in the namespace against this instance's vty sockets."""
+    def vtysh(self, *commands: str, daemon: str = "vrrpd", check: bool = True, timeout: float = 10.0) -> str:
+        """Run ``vtysh -c CMD ...`` in the namespace against this instance's vty sockets; return
+        its output (with ``check``, raise if vtysh fails, e.g. on an unknown command)."""
         argv = [VTYSH, "--vty_socket", str(self.dir), "-d", daemon]
         for c in commands:
             argv += ["-c", c]
         res = self.ns.exec(argv, check=False, timeout=timeout)
-        if res.returncode != 0:
+        if check and res.returncode != 0:
             raise RuntimeError(f"{' '.join(argv)} failed ({res.returncode}): {res.stdout}{res.stderr}")
-        return res.stdout
+        return res.stdout + res.stderr
 
     def show_vrrp(self) -> list[dict[str, Any]]:
         """``show vrrp json``: one object per VRID, with ``v4`` and ``v6`` halves."""
