@@ -142,6 +142,17 @@ def normalise(objs: list[dict[str, Any]]) -> dict[str, Any]:
     return tables
 
 
+def multicast_reports(frames: list[Any]) -> set[tuple[str, str]]:
+    """(kind, source MAC) of the IGMP and MLD (ICMPv6 after a hop-by-hop header) frames."""
+    out = set()
+    for f in frames:
+        if f.ethertype == 0x0800 and f.ip_proto == 2:
+            out.add(("igmp", f.src_mac))
+        elif f.ethertype == 0x86DD and len(f.data) > 62 and f.data[20] == 0 and f.data[54] == 58:
+            out.add(("mld" if f.data[62] in (130, 131, 143) else "icmp6", f.src_mac))
+    return out
+
+
 def elements(ns: Netns, family: str, name: str) -> list[str]:
     for o in ruleset(ns):
         s = o.get("set")
@@ -198,10 +209,18 @@ def no_accept_like_keepalived() -> None:
         try:
             results: dict[str, Any] = {}
             for kind in ("fastka", "keepalived"):
+                cap = rig.capture(lan)
                 d = rig.fastka(r1, conf) if kind == "fastka" else rig.keepalived(r1, conf)
                 all_master(d)
                 time.sleep(0.3)  # the firewall rule follows the transition
                 results[kind] = normalise(ruleset(r1))
+                reports = multicast_reports(cap.stop())
+                # IGMP/MLD reports leave by the base interface, never from a virtual MAC
+                assert not [r for r in reports if r[1].startswith("00:00:5e:00:") and r[0] != "icmp6"], (
+                    kind,
+                    reports,
+                )
+                assert ("igmp", "02:99:00:00:00:11") in reports, (kind, reports)
                 if kind == "fastka":
                     assert not client.ping("10.99.0.100", timeout=0.5), "no_accept VIP answered a ping"
                     assert not client.ping("fd99::100", timeout=0.5), "no_accept IPv6 VIP answered a ping"

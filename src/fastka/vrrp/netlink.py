@@ -823,6 +823,7 @@ class Netlink:
         *,
         family: int = socket.AF_INET,
         link_local: IPv6Address | None = None,
+        before_up: Callable[[LinkInfo], object] | None = None,
     ) -> LinkInfo:
         """Create (or adopt) the macvlan VMAC of an instance and bring it up (behaviour.md §V7).
 
@@ -837,7 +838,8 @@ class Netlink:
         interface raised to the old value, so their behaviour stays the same), on the parent
         ``arp_ignore=1`` and ``arp_filter=1``; originals restored by :meth:`restore_sysctls`.
         An existing macvlan with the same name, parent and MAC is adopted; any other
-        interface of that name is an error (EEXIST).
+        interface of that name is an error (EEXIST). ``before_up(info)`` runs just before
+        the VMAC is brought up (the firewall's IGMP/MLD filter must be there first).
         """
         base = self.link(parent)
         mac = vmac.mac.lower()
@@ -879,6 +881,8 @@ class Netlink:
                 raise  # (no /proc/sys/net/ipv6 at all is fine for an IPv4 VMAC)
         if family == socket.AF_INET:
             self._vmac_sysctls(info.ifname, base.ifname)
+        if before_up is not None:
+            before_up(info)
         self._call(f"set VMAC {vmac.ifname} up", self.ipr.link, "set", index=info.ifindex, state="up")
         if family == socket.AF_INET6:
             ll = link_local if link_local is not None else eui64_link_local(mac)

@@ -27,6 +27,7 @@ The process framework's face (status, dumps, reload, stop) is
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import logging
 import os
@@ -61,6 +62,7 @@ from fastka.vrrp.netlink import (
     AddressEventKind,
     LinkEvent,
     LinkEventKind,
+    LinkInfo,
     Netlink,
     Overrun,
     RtnlEvent,
@@ -1337,17 +1339,28 @@ class Router:
             base = self.iface(slot.base_ifname)
             if not base.exists:
                 continue
+            # the IGMP/MLD filter goes in before the VMAC is up (its first reports too)
+            vmac_filter = (
+                functools.partial(self._vmac_filter, base.index, slot.family == AF_INET6)
+                if self.firewall is not None and base.index is not None
+                else None
+            )
             try:
                 self.netlink.add_vmac(
                     vmac,
                     slot.base_ifname,
                     family=socket.AF_INET6 if slot.family == AF_INET6 else socket.AF_INET,
+                    before_up=vmac_filter,
                 )
                 self.vmacs.append(vmac.ifname)
             except (NetlinkOpError, OSError) as exc:
                 log.error("(%s) cannot create VMAC %s: %s", slot.name, vmac.ifname, exc)
         if self.monitor is not None and self.vmacs:
             self._drain_monitor()
+
+    def _vmac_filter(self, base_index: int, ipv6: bool, info: LinkInfo) -> None:
+        if self.firewall is not None:
+            self.firewall.add_vmac(info.ifindex, base_index, ipv6)
 
     def _firewall_vmacs(self) -> None:
         """Keepalived's IGMP/MLD (and router solicitation) filter on every VMAC."""
