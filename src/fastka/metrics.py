@@ -120,6 +120,11 @@ class StatusCollector:
         drops = CounterMetricFamily(
             "fastka_vrrp_instance_drops", "Advertisements dropped, by reason", labels=[*labels, "reason"]
         )
+        peers = CounterMetricFamily(
+            "fastka_vrrp_instance_peer_adverts_received",
+            "Advertisements accepted, by source address",
+            labels=[*labels, "peer"],
+        )
         for inst in vrrp.get("instances", []):
             lv = [
                 str(inst.get("name")),
@@ -142,7 +147,9 @@ class StatusCollector:
                     fam.add_metric(lv, value)
             for reason, count in (stats.get("drops") or {}).items():
                 drops.add_metric([*lv, str(reason)], float(count))
-        yield from (state, prio, eff, trans, last, *counters.values(), drops)
+            for peer in stats.get("peers") or ():
+                peers.add_metric([*lv, str(peer.get("address"))], float(peer.get("adverts") or 0))
+        yield from (state, prio, eff, trans, last, *counters.values(), drops, peers)
 
         group = GaugeMetricFamily(
             "fastka_vrrp_sync_group_state", "Sync group state (numbered as instance states)", labels=["group"]

@@ -21,7 +21,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
 
 from fastka._version import __version__
 
@@ -51,6 +51,15 @@ class TrackedRef(TypedDict):
     weight: int  # the configured weight (0: failure means FAULT)
 
 
+class VrrpPeer(TypedDict):
+    """Accepted adverts from one source address."""
+
+    address: str  # "" counts the sources beyond the 64 kept per instance
+    adverts: int
+    last_priority: int
+    last_seen: float  # time (epoch seconds)
+
+
 class VrrpStats(TypedDict):
     adverts_sent: int
     adverts_received: int
@@ -59,6 +68,7 @@ class VrrpStats(TypedDict):
     priority_zero_sent: int
     priority_zero_received: int
     drops: dict[str, int]  # reason -> count, e.g. "ttl", "checksum", "auth", "interval"
+    peers: NotRequired[list[VrrpPeer]]
 
 
 class VrrpInstance(TypedDict):
@@ -80,6 +90,8 @@ class VrrpInstance(TypedDict):
     transitions: int
     stats: VrrpStats
     tracked: list[TrackedRef]
+    faults: NotRequired[list[str]]  # why it is (or would be) FAULT
+    old_unicast_checksum: NotRequired[bool]  # our unicast adverts use Keepalived < 1.3.6's checksum
 
 
 class SyncGroup(TypedDict):

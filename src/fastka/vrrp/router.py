@@ -1569,4 +1569,6 @@ class Router:
         for reason, n in self.engine.stats(slot.sid).drops.items():
             key = REASON_NAMES.get(reason, str(reason))
             out[key] = out.get(key, 0) + n
+        for key, n in slot.extra_drops.items():
+            out[key] = out.get(key, 0) + n
         return out

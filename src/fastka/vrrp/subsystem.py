@@ -101,6 +101,15 @@ class VrrpSubsystem(SubsystemBase):
             "priority_zero_sent": inst.priority_zero_sent,
             "priority_zero_received": inst.priority_zero_received,
             "drops": self.router.drops(slot),
+            "peers": [
+                {
+                    "address": _addr(src) if src else "",
+                    "adverts": n,
+                    "last_priority": prio,
+                    "last_seen": self._wall(seen),
+                }
+                for src, (n, prio, seen) in sorted(st.peers.items())
+            ],
         }
         tracked: list[TrackedRef] = []
         if self.router.trackers is not None:
@@ -128,6 +137,8 @@ class VrrpSubsystem(SubsystemBase):
             "transitions": inst.transitions,
             "stats": stats,
             "tracked": tracked,
+            "faults": list(inst.faults.values()),
+            "old_unicast_checksum": slot.old_checksum,
         }
 
     def status(self) -> VrrpSection:
@@ -178,6 +189,17 @@ class VrrpSubsystem(SubsystemBase):
                 f"   Nopreempt = {inst.nopreempt}",
                 f"   Preempt delay = {inst.preempt_delay:g} secs",
                 f"   Faults = {', '.join(inst.faults.values()) or 'none'}",
+                *(
+                    [
+                        f"   Unicast checksum = old (Keepalived < 1.3.6){' detected' if s.old_checksum_detected else ''}"
+                    ]
+                    if s.old_checksum
+                    else []
+                ),
+                *[
+                    f"   Peer {p['address'] or '(others)'}: {p['adverts']} adverts, last priority {p['last_priority']}"
+                    for p in d["stats"].get("peers", [])
+                ],
                 f"   Virtual IP ({len(s.cfg.virtual_ipaddress)}):",
                 *[f"     {v.address} dev {s.vip_ifname(v)}" for v in s.cfg.virtual_ipaddress],
             ]
@@ -189,6 +211,16 @@ class VrrpSubsystem(SubsystemBase):
                 f" VRRP Sync Group = {g.name}, {g.state.name}",
                 *[f"   monitor = {m.name}" for m in g.members],
             ]
+        tracked = r.trackers.status() if r.trackers is not None else []
+        if tracked:
+            lines.append("------< VRRP Tracked objects >------")
+            for t in tracked:
+                lines.append(f" {t['type']} {t['name']}: {t['status']} (used by {', '.join(t['users'])})")
+        watcher = r.trackers.watcher if r.trackers is not None else None
+        if watcher is not None:
+            lines.append(
+                f" Process events: {watcher.mode}, {watcher.events} events, {watcher.scans} scans of /proc"
+            )
         return "\n".join(lines) + "\n"
 
     def stats(self, clear: bool) -> str:
@@ -208,12 +240,19 @@ class VrrpSubsystem(SubsystemBase):
                 f"  Released master: {inst.released_master}",
                 "  Packet Errors:",
                 *[f"    {REASON_NAMES.get(k, str(k))} ({k}): {v}" for k, v in sorted(st.drops.items())],
+                *[f"    {k}: {v}" for k, v in sorted(s.extra_drops.items())],
+                "  Peers:",
+                *[
+                    f"    {_addr(src) if src else '(others)'}: received {n}, last priority {prio}"
+                    for src, (n, prio, _seen) in sorted(st.peers.items())
+                ],
                 "  Priority Zero:",
                 f"    Received: {inst.priority_zero_received}",
                 f"    Sent: {inst.priority_zero_sent}",
             ]
             if clear:
                 r.engine.clear_stats(s.sid)
+                s.extra_drops.clear()
                 inst.became_master = inst.released_master = 0
                 inst.priority_zero_received = inst.priority_zero_sent = 0
         return "\n".join(lines) + "\n"
