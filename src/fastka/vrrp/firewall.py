@@ -380,7 +380,7 @@ class Firewall:
         nothing of it happened: the bookkeeping ``build`` did is undone (unless ``keep``:
         deletions are forgotten either way)."""
         saved = copy.deepcopy((self._tables, self._owners, self._elements, self._vmacs))
-        cmds = build()
+        cmds = _merge_elements(build())
         if not cmds or self._try(cmds, what):
             return True
         if not keep:
@@ -605,6 +605,25 @@ class Firewall:
                 match = {"match": {"op": "==", "left": key, "right": f"@{name}"}}
                 cmds.append(self._rule(family, chain, self._verdict([match], {"drop": None})))
         return cmds
+
+
+def _merge_elements(cmds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One ``add``/``delete element`` command per set, after the tables, sets and rules
+    (a MASTER with 100 VIPs costs one command, not 100)."""
+    rest: list[dict[str, Any]] = []
+    merged: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    for c in cmds:
+        verb, body = next(iter(c.items()))
+        elem = body.get("element") if isinstance(body, dict) else None
+        if elem is None:
+            rest.append(c)
+            continue
+        key = (verb, elem["family"], elem["table"], elem["name"])
+        if key in merged:
+            merged[key][verb]["element"]["elem"].extend(elem["elem"])
+        else:
+            merged[key] = {verb: {"element": {**elem, "elem": list(elem["elem"])}}}
+    return rest + list(merged.values())
 
 
 # --------------------------------------------------------------------------- one per process
