@@ -436,6 +436,20 @@ def render(doc: Mapping[str, Any]) -> str:
                 ]
             )
         lines += _table(rows) if len(rows) > 1 else ["  (none)"]
+        rows = [["INSTANCE", "PEER", "ADVERTS", "LAST PRIO", "LAST SEEN"]]
+        for inst in vrrp.get("instances", []):
+            for p in (inst.get("stats") or {}).get("peers") or ():
+                rows.append(
+                    [
+                        str(inst.get("name")),
+                        str(p.get("address") or "(others)"),
+                        str(p.get("adverts")),
+                        str(p.get("last_priority")),
+                        _ago(now, p.get("last_seen")),
+                    ]
+                )
+        if len(rows) > 1:
+            lines += ["", "VRRP peers (accepted adverts)", *_table(rows)]
         groups = vrrp.get("sync_groups", [])
         if groups:
             lines += ["", "Sync groups"]

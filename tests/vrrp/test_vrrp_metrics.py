@@ -51,3 +51,15 @@ def test_peer_counters_in_metrics() -> None:
     assert samples[("fastka_vrrp_instance_peer_adverts_received_total", "VI_1", "")] == 2
     assert samples[("fastka_vrrp_instance_drops_total", "VI_1", "owner")] == 3
     assert not [k for k in samples if k[0].startswith("fastka_vrrp_instance_peer") and k[1] == "VI_2"]
+
+
+def test_peers_in_the_status_table() -> None:
+    from fastka import status
+
+    peers = [{"address": "10.0.0.2", "adverts": 10, "last_priority": 150, "last_seen": None}]
+    text = status.render(
+        {"vrrp": {"instances": [_instance("VI_1", peers)], "sync_groups": [], "tracked": []}}
+    )
+    assert "VRRP peers (accepted adverts)" in text
+    row = next(line for line in text.splitlines() if "10.0.0.2" in line)
+    assert row.split()[:4] == ["VI_1", "10.0.0.2", "10", "150"]
