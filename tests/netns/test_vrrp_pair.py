@@ -17,6 +17,7 @@ from vrrp_pairs import (
     V2_PASS,
     V3,
     V3_IPV6,
+    V3_IPV6_UNICAST,
     V3_UNICAST,
     Inst,
     Pair,
@@ -107,10 +108,10 @@ def _run(kind_b: str, variants: list[Variant]) -> None:
 
 
 def test_fastka_with_keepalived() -> None:
-    """v3 IPv4 multicast, v3 IPv6, v3 unicast, v2 with PASS authentication."""
-    _run("keepalived", [V3, V3_IPV6, V3_UNICAST, V2_PASS])
+    """v3 IPv4 multicast, v3 IPv6, v3 unicast over IPv4 and IPv6, v2 with PASS authentication."""
+    _run("keepalived", [V3, V3_IPV6, V3_UNICAST, V3_IPV6_UNICAST, V2_PASS])
 
 
 def test_fastka_with_fastka() -> None:
-    """v3 IPv4 multicast, v2 with AH authentication."""
-    _run("fastka", [V3, V2_AH])
+    """v3 IPv4 multicast, v3 unicast over IPv6, v2 with AH authentication."""
+    _run("fastka", [V3, V3_IPV6_UNICAST, V2_AH])

@@ -47,6 +47,7 @@ class Variant:
 V3 = Variant("v3-ipv4")
 V3_IPV6 = Variant("v3-ipv6", ipv6=True)
 V3_UNICAST = Variant("v3-unicast", unicast=True)
+V3_IPV6_UNICAST = Variant("v3-ipv6-unicast", ipv6=True, unicast=True)
 V2_PASS = Variant("v2-pass", version=2, auth="PASS", advert_int=1.0)
 V2_AH = Variant("v2-ah", version=2, auth="AH", advert_int=1.0)
 
