@@ -168,6 +168,10 @@ class Tuning:
     reload_timeout: float = 60.0  # ... while it applies a reload
     status_timeout: float = 0.5  # wait for fresh snapshots before answering a request
     stable_time: float = 60.0  # a child that lived this long resets its back-off
+    # ... as does one that had started its subsystem and then ran this long: it died of
+    # something other than its start-up (a kill -9, the OOM killer), and a VRRP child must
+    # be back within the peers' master-down interval, not after a back-off.
+    healthy_time: float = 1.0
     backoff_first: float = 0.5
     backoff_max: float = 30.0
     ready_timeout: float = 10.0  # READY=1 at the latest this long after start-up
@@ -714,7 +718,8 @@ class Parent:
     def _schedule_restart(self, proc: _Proc, why: str) -> None:
         assert self.loop is not None
         lived = self.loop.time() - proc.started_mono
-        proc.failures = 1 if lived >= self.tuning.stable_time else proc.failures + 1
+        healthy = lived >= self.tuning.stable_time or (proc.started_ok and lived >= self.tuning.healthy_time)
+        proc.failures = 1 if healthy else proc.failures + 1
         proc.incarnation += 1
         health = self.board.child(proc.role)
         health["restarts"] += 1

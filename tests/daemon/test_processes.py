@@ -82,6 +82,22 @@ def test_stopped_child_is_detected_and_replaced(fastka: Make) -> None:
     assert doc["children"]["checker"]["last_exit"]["reason"].startswith("not responding for")
 
 
+def test_healthy_child_killed_again_is_respawned_at_once(fastka: Make) -> None:
+    # Only a child that dies young (during or right after its start) is restarted with a
+    # back-off; one that ran (a kill -9, the OOM killer) is back at once every time.
+    fk = fastka().start()
+    for _ in range(3):
+        old = fk.child_pid("vrrp")
+        assert old
+        time.sleep(1.2)  # > Tuning.healthy_time
+        os.kill(old, signal.SIGKILL)
+        wait_for(lambda old=old: (p := fk.child_pid("vrrp")) != old and p and alive(p), 5, what="new child")
+        fk.wait_running()
+    log = fk.log()
+    assert log.count("VRRP child process died (killed by SIGKILL): Respawning\n") == 3, log
+    assert "Respawning in" not in log
+
+
 def test_crash_loop_backs_off(fastka: Make) -> None:
     config = {"vrrp": {"VI_1": {}}, "behaviour": {"vrrp": {"start_raise": True}}}
     fk = fastka(config).start(wait=False)
