@@ -216,3 +216,21 @@ def test_timer_expired_backup() -> None:
     assert io.notified[-1] == (State.BACKUP, 255)
     plain, _ = make()
     assert plain.late_limit() == 0.0
+
+
+def test_runs_in_progress_over_a_reload() -> None:
+    """A run in progress of a script that stays goes to the new tracker; one of a script
+    that changed no longer moves the instance."""
+    w = World()
+    try:
+        vi1, vi2 = w.inst["VI_1"], w.inst["VI_2"]
+        w.clock.now += 30.0
+        w.loop.run_once(0)  # both scripts run again
+        assert len(w.runner.running) == 2
+        w.reload(_config(chk="/bin/true"))  # chk changed, chk0 did not
+        assert vi1.effective_priority == 150  # the new chk has no result yet
+        w.runner.finish_all(0)  # the old chk's run and chk0's run succeed
+        assert vi1.effective_priority == 150, "the old tracker no longer counts"
+        assert vi2.state == State.BACKUP, "chk0's run reached its new tracker"
+    finally:
+        w.close()

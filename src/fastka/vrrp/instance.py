@@ -658,12 +658,15 @@ class Instance:
     def stop(self, now: float, *, deleted: bool = False) -> None:
         """Shutdown (or removal by a reload): a MASTER sends priority 0 and removes its
         addresses; then STOP (or DELETED) notifications."""
-        if self.state == State.MASTER:
+        was = self.state
+        if was == State.MASTER:
             self._leave_master(now, State.STOP, "stop", priority_zero=True)
         else:
             self._cancel_down()
         new = State.DELETED if deleted else State.STOP
         self._set_state(now, new, "stop" if not deleted else "removed by reload")
+        if deleted and was == State.FAULT and not self.config.notify_deleted:
+            return  # Keepalived says FAULT for a removed instance: it said so already
         self.io.notify(new, self.effective_priority)
 
     def on_late(self, now: float, gap: float) -> None:

@@ -711,7 +711,10 @@ class Trackers:
         """Count the tracked processes (before the instances start: their initial state)."""
         assert self.loop is not None
         specs = {n: p.cfg for n, p in self.processes.items()}
-        if self.watcher is not None:
+        if self.watcher is not None and not specs:
+            self.watcher.close()  # a reload removed the last vrrp_track_process
+            self.watcher = None
+        elif self.watcher is not None:
             self.watcher.on_change = self._process_count
             self.watcher.set_specs(specs)
         elif specs:
@@ -820,6 +823,11 @@ class Trackers:
                     f.reread(now, gone=bool(mask & (_IN_DELETE | _IN_MOVED_FROM)))
 
     def stop(self) -> None:
+        """Stop everything; results still coming (a script that was running) no longer
+        reach the instances (after a reload, the new trackers own them)."""
+        for tr in self.all():
+            for u in tr.users:
+                u.applied = False
         for s in self.scripts.values():
             s.stop()
         for p in self.processes.values():
