@@ -16,13 +16,14 @@ each child writes its own file, ``_vrrp``/``_healthcheckers`` inserted before th
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
 import sys
 import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import logging.handlers
+
     from fastka.cli import Options
 
 NOTICE = 25
@@ -40,12 +41,14 @@ LEVELS = {
     "critical": logging.CRITICAL,
 }
 
-# syslog facilities accepted by -S (Keepalived: 0-7 mean local0-7).
+# syslog facilities accepted by -S (Keepalived: 0-7 mean local0-7); syslog.h's numbers, so
+# that logging.handlers (pickle, queue, threading ...) is imported only when syslog is used.
+_LOG_USER, _LOG_DAEMON, _LOG_LOCAL0 = 1, 3, 16
 FACILITIES = {
-    **{str(i): getattr(logging.handlers.SysLogHandler, f"LOG_LOCAL{i}") for i in range(8)},
-    **{f"local{i}": getattr(logging.handlers.SysLogHandler, f"LOG_LOCAL{i}") for i in range(8)},
-    "user": logging.handlers.SysLogHandler.LOG_USER,
-    "daemon": logging.handlers.SysLogHandler.LOG_DAEMON,
+    **{str(i): _LOG_LOCAL0 + i for i in range(8)},
+    **{f"local{i}": _LOG_LOCAL0 + i for i in range(8)},
+    "user": _LOG_USER,
+    "daemon": _LOG_DAEMON,
 }
 
 # Per process role: syslog ident and the suffix of its -g log file (Keepalived's names).
@@ -87,11 +90,15 @@ def role_log_file(path: str, role: str) -> str:
     return os.path.join(head, new)
 
 
-class _SysLogHandler(logging.handlers.SysLogHandler):
-    """SysLogHandler that knows NOTICE and DETAIL (the stock one maps them to warning)."""
+def syslog_handler(address: str | tuple[str, int], facility: int) -> logging.handlers.SysLogHandler:
+    """A SysLogHandler that knows NOTICE and DETAIL (the stock one maps them to warning)."""
+    import logging.handlers
 
-    def mapPriority(self, levelName: str) -> str:
-        return {"NOTICE": "notice", "DETAIL": "info"}.get(levelName) or super().mapPriority(levelName)
+    class SysLogHandler(logging.handlers.SysLogHandler):
+        def mapPriority(self, levelName: str) -> str:
+            return {"NOTICE": "notice", "DETAIL": "info"}.get(levelName) or super().mapPriority(levelName)
+
+    return SysLogHandler(address=address, facility=facility)
 
 
 class _ConsoleFormatter(logging.Formatter):
@@ -140,7 +147,7 @@ def setup(
             root.addHandler(fh)
     if syslog and os.path.exists("/dev/log"):
         try:
-            sh = _SysLogHandler(address="/dev/log", facility=FACILITIES.get(facility, FACILITIES["daemon"]))
+            sh = syslog_handler("/dev/log", FACILITIES.get(facility, FACILITIES["daemon"]))
         except OSError:
             pass
         else:

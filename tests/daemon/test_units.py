@@ -185,11 +185,12 @@ def test_levels_and_files(tmp_path: Path) -> None:
 
 
 def test_syslog_priorities_and_ident() -> None:
-    handler = fastka_log._SysLogHandler(address=("127.0.0.1", 9))
+    handler = fastka_log.syslog_handler(("127.0.0.1", 9), fastka_log.FACILITIES["local3"])
     try:
         assert handler.mapPriority("NOTICE") == "notice"
         assert handler.mapPriority("DETAIL") == "info"
         assert handler.mapPriority("WARNING") == "warning"
+        assert handler.facility == 19  # LOG_LOCAL3
     finally:
         handler.close()
     assert fastka_log.IDENTS == {
