@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import os
 import socket
 from collections.abc import Sequence
@@ -420,6 +419,8 @@ class Check:
         if url.digest is None:
             self._finish(OK)
             return
+        import hashlib  # only with a digest: _hashlib maps OpenSSL's libcrypto
+
         self._md5 = hashlib.md5(usedforsecurity=False)
         if rest or self._length == 0:
             self._on_body(rest)

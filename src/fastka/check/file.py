@@ -10,7 +10,6 @@ seen); the inotify fd sits in the event loop.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import struct
 
@@ -32,7 +31,8 @@ IN_CLOEXEC = os.O_CLOEXEC
 _EVENT = struct.Struct("iIII")
 WEIGHT_DOWN = -(2**31)
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# libc is already in the process: find_library() would run ldconfig at import time.
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def read_value(path: str) -> int:

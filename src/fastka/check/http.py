@@ -25,7 +25,6 @@ check, so a 1 GB answer costs a bounded amount of reading.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import re
 import socket
 from typing import TYPE_CHECKING, Any
@@ -210,6 +209,8 @@ class HttpProbe(StreamProbe):
             self.server_hostname = None
         self.head = b""
         self.status = 0
+        import hashlib  # here, not at import: _hashlib maps OpenSSL's libcrypto
+
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.body_len = 0
         self.content_length = None
