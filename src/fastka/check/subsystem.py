@@ -9,6 +9,7 @@ omega notifiers; status: the ``checker`` section of the status document (docs/st
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -23,6 +24,12 @@ from fastka.cli import ExitCode
 from fastka.status import CheckerResult, CheckerSection
 from fastka.status import RealServer as RealServerStatus
 from fastka.status import VirtualServer as VirtualServerStatus
+
+
+def _batch(sink: IpvsSink) -> contextlib.AbstractContextManager[object]:
+    """The sink's batch (``KernelSink.batch``), or nothing for sinks without one."""
+    batch = getattr(sink, "batch", None)
+    return batch() if batch is not None else contextlib.nullcontext()
 
 
 def preload_modules(config: Any) -> list[str]:
@@ -66,7 +73,8 @@ class CheckerSubsystem(SubsystemBase):
             return
         self.mgr = CheckerManager(ctx.loop, check_config(config, dont_release_ipvs=self.dont_release), sink)
         self.mgr.on_change = ctx.status_changed
-        self.mgr.start()
+        with _batch(sink):  # the whole initial table in a few sendmsg calls
+            self.mgr.start()
 
     def reload(self, config: Any) -> None:
         assert self.mgr is not None
@@ -76,7 +84,8 @@ class CheckerSubsystem(SubsystemBase):
 
     def stop(self, done: Callable[[], None]) -> None:
         if self.mgr is not None:
-            self.mgr.shutdown()
+            with _batch(self.mgr.sink):
+                self.mgr.shutdown()
         done()
 
     # -- reports
