@@ -746,6 +746,9 @@ cdef class Engine:
     def send_now(self, int sid, priority=None, *, bint reset_timer=False):
         cdef _Slot s = self._slots[sid]
         cdef int prio = s.priority if priority is None else priority
+        # what the periodic timers queued goes first: a priority-0 advert must be the
+        # last a peer hears from a leaving master, or its takeover waits a whole interval
+        self.flush()
         self.queue(s, prio, False)
         self.flush()
         if reset_timer and fk_timer_active(&s.advert_timer):

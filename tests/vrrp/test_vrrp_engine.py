@@ -322,3 +322,21 @@ def test_late_limit_stops_adverts(rig: Any) -> None:
     finally:
         for x in rig.sockets:
             x.close()
+
+
+def test_priority_zero_is_the_last_advert(rig: Any) -> None:
+    """Stopping right after a periodic advert fell due (queued, not yet flushed): the
+    priority-0 advert still goes out last, so the peer takes over after its skew time."""
+    out = _sending(rig)
+    try:
+        e = rig.engine
+        e.start_adverts(rig.sid)
+        rig.advance(1.0)  # the periodic advert falls due (the compiled engine queues it)
+        e.stop_adverts(rig.sid)
+        e.send_now(rig.sid, 0)
+        rig.loop.run_once(0)
+        priorities = [f[20 + 2] for f in _frames(out)]
+        assert priorities == [150, 0]
+    finally:
+        for x in rig.sockets:
+            x.close()
