@@ -358,6 +358,9 @@ def child_restart_resumes_master() -> None:
             assert "Entering MASTER" not in db.log()[mark_b:], "the peer took over"
             assert "Entering BACKUP" not in da.log()[mark_a:]
             one_owner(pair)
+            # the VIPs the first child added are the new child's: released at stop
+            assert da.stop() == 0
+            assert not pair.a.ns.has_address("10.99.0.100")
 
 
 def routes_rules_and_garp_timing() -> None:
