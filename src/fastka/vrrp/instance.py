@@ -709,7 +709,8 @@ class Instance:
         if not self.preempt_delay:
             self.preempt_time = None
         self.down_adverts = config.down_timer_adverts
-        if self.state == State.MASTER:
+        if self.state != State.BACKUP or self.version == 2:
+            # VRRPv3 BACKUPs keep what they learned from the master; the rest use their own
             self.master_adver_int = self.adver_int
         if self.owner and not was_owner:
             self.total_priority = VRRP_PRIO_OWNER
