@@ -32,8 +32,15 @@ def load_from_options(opts: Options, *, check_host: bool = False) -> tuple[m.Con
 
     ``check_host`` adds what ``-t`` checks on this machine: interfaces in the current
     network namespace and script files (the daemon leaves interfaces to appear later).
+    With ``--config-fd=FD`` the configuration is the consolidated copy in that descriptor
+    (:mod:`fastka.configcopy`) instead of ``-f``'s files.
     """
     host = Host.current(interfaces=interface_exists if check_host else None, check_scripts=True)
+    if opts.config_fd is not None:  # --config-fd: the daemon's consolidated copy
+        from fastka.configcopy import load_fd
+
+        config, diag = load_fd(opts.config_fd, host=host)
+        return config, list(diag)
     return load(
         opts.config_file,
         config_id=opts.effective_config_id,

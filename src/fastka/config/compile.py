@@ -23,12 +23,12 @@ import os
 import pwd
 import socket
 import stat
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from fastka.config import grammar as g
 from fastka.config import model as m
-from fastka.config.diagnostics import Diagnostics
+from fastka.config.diagnostics import Diagnostic, Diagnostics
 from fastka.config.ipsyntax import EntryParser
 from fastka.config.lexer import DEFAULT_MAX_LINES, Line, Preprocessor
 from fastka.config.model import Location
@@ -86,11 +86,16 @@ def load(
     random_seed: int | None = None,
     all_config: bool = False,
     max_lines: int = DEFAULT_MAX_LINES,
+    on_read: ReadHook | None = None,
 ) -> tuple[m.Config, Diagnostics]:
     """Compile the configuration file ``path``.
 
     ``config_id`` is ``-i`` (default: the host name up to the first dot), ``all_config``
     is ``-e``. Returns the compiled model and every diagnostic, in the order found.
+    ``on_read(lines, diagnostics, files)`` sees the preprocessed lines (includes, macros
+    and conditionals done) before they are compiled: the daemon's consolidated copy of
+    the configuration (:mod:`fastka.configcopy`, compiled again by
+    :func:`load_preprocessed`).
     """
     host = host or Host.current()
     cid = config_id or host.hostname.split(".", 1)[0]
@@ -103,7 +108,27 @@ def load(
         all_config=all_config,
         max_lines=max_lines,
     )
-    return _run(lambda: pre.read_file(path), pre, diag, host)
+    return _run(lambda: pre.read_file(path), pre, diag, host, on_read)
+
+
+# on_read hook of load(): (preprocessed lines, preprocessing diagnostics, files read)
+ReadHook = Callable[[Sequence[Line], Sequence[Diagnostic], Sequence[str]], None]
+
+
+def load_preprocessed(
+    lines: list[Line],
+    diagnostics: Iterable[Diagnostic],
+    files: Sequence[str],
+    *,
+    host: Host | None = None,
+) -> tuple[m.Config, Diagnostics]:
+    """Compile lines that a preprocessor produced earlier (see ``load(on_read=...)``),
+    reporting that preprocessing's ``diagnostics`` first: the same result as ``load`` of
+    the files as they were then."""
+    diag = Diagnostics(diagnostics)
+    config, diag = _run(lambda: lines, None, diag, host or Host.current())
+    config.files = list(files)
+    return config, diag
 
 
 def loads(
@@ -140,18 +165,26 @@ INTERNAL_ERROR = "internal error while compiling the configuration"
 
 
 def _run(
-    read: Callable[[], list[Line]], pre: Preprocessor, diag: Diagnostics, host: Host
+    read: Callable[[], list[Line]],
+    pre: Preprocessor | None,
+    diag: Diagnostics,
+    host: Host,
+    on_read: ReadHook | None = None,
 ) -> tuple[m.Config, Diagnostics]:
     """Preprocess and compile; a bug in fastka becomes a FATAL diagnostic, not a traceback
     in ``fastka -t`` (the fuzz and property tests treat it as a failure)."""
     config = m.Config()
     try:
         with _no_cyclic_gc():
-            config = compile_lines(read(), diag, host)
+            lines = read()
+            if on_read is not None and pre is not None:
+                on_read(lines, list(diag), list(dict.fromkeys(pre.files)))
+            config = compile_lines(lines, diag, host)
     except (Exception, RecursionError) as exc:
         _log.exception(INTERNAL_ERROR)
         diag.fatal(f"{INTERNAL_ERROR}: {exc!r} - please report this as a fastka bug")
-    config.files = list(dict.fromkeys(pre.files))
+    if pre is not None:
+        config.files = list(dict.fromkeys(pre.files))
     return config, diag
 
 

@@ -194,6 +194,7 @@ class GlobalDefs:
     fastka_status_socket: str | None = None
     fastka_status_http: str | None = None
     fastka_status_file: str | None = None
+    fastka_status_file_interval: float | None = None  # seconds; 0 = on changes only
     iproute_usr_dir: str | None = None
     iproute_etc_dir: str | None = None
     # -- root-level keywords kept here as Keepalived does
