@@ -72,6 +72,12 @@ SIGJSON = SIGNAL_FUNCTIONS["JSON"]
 SIGSTATS_CLEAR = SIGNAL_FUNCTIONS["STATS_CLEAR"]
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+PR_SET_NAME = 15
+
+# process_names: Keepalived's process names (what ps -o comm, top and pidof show).
+DEFAULT_PROCESS_NAMES = {"parent": "keepalived", "vrrp": "keepalived_vrrp", "checker": "keepalived_ipvs"}
+# Keepalived's umask when neither -u nor ``umask`` says otherwise (IXUSR|IRWXG|IRWXO).
+DEFAULT_UMASK = 0o177
 
 # Fewer status snapshots than this interval apart are coalesced (a burst of transitions
 # sends one snapshot, not one per instance).
@@ -165,6 +171,17 @@ class ConfigFacts:
     net_namespace: str | None = None
     instance: str | None = None
     use_pid_dir: bool = False
+    process_names: dict[str, str] = field(default_factory=dict)  # role -> process name
+    status_file_interval: float = 5.0  # 0: the status file is written on changes only
+    reload_file: str | None = None
+    reload_check_config: str | None = None  # None: off; "": check, report to stderr; else log file
+    startup_script: Any = None  # config.model.Script
+    startup_script_timeout: float = 10.0
+    shutdown_script: Any = None
+    shutdown_script_timeout: float = 10.0
+    script_user: str | None = None
+    script_group: str | None = None
+    script_security: bool = False
 
 
 def facts_of(config: Any) -> ConfigFacts:
@@ -176,6 +193,16 @@ def facts_of(config: Any) -> ConfigFacts:
         value = getattr(g, name, None)
         return value if value not in ("", None) else None
 
+    names = {}
+    for role, keyword in (
+        ("parent", "process_name"),
+        ("vrrp", "vrrp_process_name"),
+        ("checker", "checker_process_name"),
+    ):
+        name = opt(keyword) or (DEFAULT_PROCESS_NAMES[role] if opt("process_names") else None)
+        if name:
+            names[role] = str(name)
+    interval = opt("fastka_status_file_interval")
     return ConfigFacts(
         has_vrrp=bool(getattr(config, "has_vrrp", False)),
         has_checker=bool(getattr(config, "has_checker", False)),
@@ -191,7 +218,32 @@ def facts_of(config: Any) -> ConfigFacts:
         net_namespace=opt("net_namespace"),
         instance=opt("instance"),
         use_pid_dir=bool(opt("use_pid_dir")),
+        process_names=names,
+        status_file_interval=float(interval) if interval is not None else 5.0,
+        reload_file=opt("reload_file"),
+        reload_check_config=getattr(g, "reload_check_config", None),
+        startup_script=opt("startup_script"),
+        startup_script_timeout=float(opt("startup_script_timeout") or 10),
+        shutdown_script=opt("shutdown_script"),
+        shutdown_script_timeout=float(opt("shutdown_script_timeout") or 10),
+        script_user=opt("script_user"),
+        script_group=opt("script_group"),
+        script_security=bool(opt("enable_script_security")),
     )
+
+
+def effective_umask(options: Options, facts: ConfigFacts) -> int:
+    """``-u`` wins over ``umask``, which wins over Keepalived's default 0177."""
+    if options.umask is not None:
+        return int(options.umask)
+    return int(facts.umask) if facts.umask is not None else DEFAULT_UMASK
+
+
+def set_process_name(name: str) -> None:
+    """The process name (``/proc/PID/comm``: ``ps -o comm``, ``pidof``; 15 characters), as
+    Keepalived's ``process_name`` and friends set it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
 
 
 @dataclass
@@ -276,7 +328,10 @@ class _ChildRunner:
         else:
             config = msg["config"]
             self.spec.config = config
-            self.spec.facts = msg.get("facts") or facts_of(config)
+            self.spec.facts = facts = msg.get("facts") or facts_of(config)
+            os.umask(effective_umask(self.spec.options, facts))
+            if self.spec.role in facts.process_names:
+                set_process_name(facts.process_names[self.spec.role])
             fastka_log.reopen_files()
             try:
                 sub.reload(config)
@@ -461,6 +516,8 @@ def run_child(spec: ChildSpec, sock: socket.socket) -> int:
     # Dispositions the parent set (Keepalived ignores SIGPIPE everywhere).
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     set_title(f"fastka: {spec.role}")
+    if spec.role in spec.facts.process_names:
+        set_process_name(spec.facts.process_names[spec.role])
     fastka_log.setup_for(spec.options, spec.role)
     title = ROLE_TITLES.get(spec.role, spec.role)
 

@@ -275,10 +275,17 @@ def _store(opts: Options, spec: OptSpec, value: str | None) -> None:
             setattr(opts, spec.dest, True)
         return
     if spec.dest == "umask":
+        # Keepalived reads it with strtoul(.., 0): 0x.. hex, 0.. octal ("-u 022"), else decimal.
+        text = (value or "").strip().lower()
         try:
-            opts.umask = int(value or "", 0)
+            if text.startswith("0x"):
+                opts.umask = int(text[2:], 16)
+            else:
+                opts.umask = int(text[1:] or "0", 8) if text.startswith("0") else int(text, 10)
         except ValueError:
             raise UsageError(f"Invalid umask {value}") from None
+        if not 0 <= opts.umask <= 0o777:
+            raise UsageError(f"Invalid umask {value}")
         return
     if spec.dest == "config_fd":
         try:

@@ -54,14 +54,17 @@ from fastka import log as fastka_log
 from fastka import memcheck, status, systemd
 from fastka._version import __version__
 from fastka.child import (
+    DEFAULT_UMASK,
     ROLE_TITLES,
     SIGJSON,
     SIGSTATS_CLEAR,
     ChildSpec,
     ConfigFacts,
     SubsystemFactory,
+    effective_umask,
     facts_of,
     run_child,
+    set_process_name,
 )
 from fastka.cli import ExitCode, Options
 from fastka.errors import FastkaError
@@ -70,6 +73,7 @@ from fastka.pidfile import AlreadyRunning, PidFile, holder
 
 if TYPE_CHECKING:
     from fastka.loop import Loop, Timer
+    from fastka.notify import ScriptRunner
     from fastka.statusd import StatusServer
 
 log = logging.getLogger("fastka.daemon")
@@ -116,30 +120,43 @@ class Loaded:
     errors: list[str] = field(default_factory=list)  # a reload with any of these is refused
     warnings: list[str] = field(default_factory=list)
     fatal: bool = False  # unusable even at start-up
+    consolidated: bytes | None = None  # the consolidated copy (fastka.configcopy), if asked for
 
 
 Loader = Callable[[Options], Loaded]
 
 
-def load_config(opts: Options) -> Loaded:
+def load_config(opts: Options, *, capture: bool = False) -> Loaded:
     """Compile ``opts.config_file`` with :mod:`fastka.config` and sort its diagnostics.
 
     Errors (what ``fastka -t`` reports at ERROR level, a missing include file among them)
     make a reload refused; warnings (an interface that does not exist yet, ...) are logged
-    and the configuration is used.
+    and the configuration is used. ``capture`` also keeps the consolidated copy
+    (``Loaded.consolidated``, for ``reload_check_config``); ``--config-fd=FD`` reads one
+    instead of the files.
     """
     path = opts.config_file
-    if not os.path.exists(path):
-        raise ConfigLoadError(f"Configuration file {path} does not exist")
-    from fastka import config as config_pkg
+    from fastka import configcopy
 
-    load = getattr(config_pkg, "load", None)
-    if load is None:
-        raise ConfigLoadError("the configuration compiler is not available", ExitCode.FATAL)
-    try:
-        result = load(path, config_id=opts.effective_config_id, all_config=opts.all_config)
-    except OSError as exc:
-        raise ConfigLoadError(f"Cannot read configuration file {path}: {exc.strerror or exc}") from exc
+    if opts.config_fd is not None:
+        result: Any = configcopy.load_fd(opts.config_fd)
+        consolidated = None
+    else:
+        if not os.path.exists(path):
+            raise ConfigLoadError(f"Configuration file {path} does not exist")
+        from fastka import config as config_pkg
+
+        cap = configcopy.Capture() if capture else None
+        try:
+            result = config_pkg.load(
+                path,
+                config_id=opts.effective_config_id,
+                all_config=opts.all_config,
+                on_read=cap.hook if cap is not None else None,
+            )
+        except OSError as exc:
+            raise ConfigLoadError(f"Cannot read configuration file {path}: {exc.strerror or exc}") from exc
+        consolidated = cap.data if cap is not None else None
     if isinstance(result, tuple):
         config, diagnostics = result
     else:
@@ -155,7 +172,14 @@ def load_config(opts: Options) -> Loaded:
             warnings.append(text)
     if config is None:
         fatal = True
-    return Loaded(config=config, facts=facts_of(config), errors=errors, warnings=warnings, fatal=fatal)
+    return Loaded(
+        config=config,
+        facts=facts_of(config),
+        errors=errors,
+        warnings=warnings,
+        fatal=fatal,
+        consolidated=consolidated,
+    )
 
 
 @dataclass
@@ -175,6 +199,7 @@ class Tuning:
     backoff_first: float = 0.5
     backoff_max: float = 30.0
     ready_timeout: float = 10.0  # READY=1 at the latest this long after start-up
+    reload_check_timeout: float = 5.0  # reload_check_config's config test (Keepalived's limit)
 
     @classmethod
     def from_env(cls) -> Tuning:
@@ -324,6 +349,11 @@ class Parent:
         self._ready_sent = False
         self._ready_timer: Timer | None = None
         self._t0 = time.monotonic()
+        self._scripts: ScriptRunner | None = None
+        self._shutdown_script_run = False
+        self._reload_checking: int | None = None  # pid of the reload_check_config run
+        self._reload_file: str | None = None  # reload_file while a reload is in progress
+        self._status_refresh: Timer | None = None
 
     # ---------------------------------------------------------------- start-up
 
@@ -337,8 +367,7 @@ class Parent:
         for signum in _EARLY_IGNORED:
             signal.signal(signum, signal.SIG_IGN)
         opts = self.opts
-        if opts.umask is not None:
-            os.umask(opts.umask)
+        os.umask(opts.umask if opts.umask is not None else DEFAULT_UMASK)
         self._absolutise_paths()
         fastka_log.setup_for(opts, "parent")
         if self.mem_check:
@@ -375,8 +404,9 @@ class Parent:
             if not opts.namespace:  # the syslog ident says which namespace (Keepalived_vrrp_NAME)
                 opts.namespace = namespace
                 fastka_log.setup_for(opts, "parent")
-        if opts.umask is None and facts.umask is not None:
-            os.umask(facts.umask)
+        os.umask(effective_umask(opts, facts))
+        if "parent" in facts.process_names:
+            set_process_name(facts.process_names["parent"])
         self.paths = pid_paths(opts, facts)
         self._wanted = self._wanted_roles(facts)
         for role in ("parent", *sorted(self._wanted)):
@@ -503,8 +533,12 @@ class Parent:
         if wd:
             loop.call_periodic(wd, systemd.watchdog)
         loop.call_periodic(self.tuning.hello_interval, self._watchdog)
-        for role in sorted(self._wanted):
-            self._to_start.add(role)
+        facts = self.loaded.facts if self.loaded else ConfigFacts()
+        self._startup_pending = facts.startup_script is not None
+        if not self._startup_pending or not self._run_script(
+            "Startup", facts.startup_script, facts.startup_script_timeout, self._startup_script_done
+        ):
+            self._startup_script_done()
         self.board.daemon["state"] = "running"
         # READY=1 once every child runs its subsystem (or no child is needed: Keepalived
         # PR #2662), at the latest after ready_timeout so that a slow or crash-looping child
@@ -519,6 +553,50 @@ class Parent:
                 break
             loop.run()
         return self._exit_code
+
+    def _startup_script_done(self) -> None:
+        """``startup_script`` has finished (or there is none): start the children."""
+        self._startup_pending = False
+        if self._stopping:
+            return
+        self._to_start |= self._wanted
+        assert self.loop is not None
+        self.loop.stop()  # _main forks them, outside the loop's dispatch
+        self._maybe_ready()
+
+    _startup_pending = False
+
+    def _run_script(self, what: str, script: Any, timeout: float, done: Callable[[], None]) -> bool:
+        """Run ``startup_script``/``shutdown_script`` as Keepalived does -- its user, script
+        security, killed after ``timeout`` -- and ``done()`` when it has exited (whatever
+        its status: a failure is logged, the daemon carries on). False if it could not
+        start (logged): then ``done`` is not called."""
+        assert self.loop is not None and self.loaded is not None
+        if self._scripts is None:
+            from fastka.notify import ScriptRunner
+
+            facts = self.loaded.facts
+            self._scripts = ScriptRunner(
+                self.loop,
+                script_user=facts.script_user,
+                script_group=facts.script_group,
+                script_security=facts.script_security,
+            )
+        text = getattr(script, "text", "") or " ".join(script.argv)
+        t0 = self.loop.time()
+
+        def exited(pid: int, rc: int, timed_out: bool) -> None:
+            took = self.loop.time() - t0 if self.loop is not None else 0.0
+            if timed_out:
+                log.error("%s script %s timed out after %.0f s: killed", what, text, timeout)
+            elif rc != 0:
+                log.error("%s script %s failed, %s", what, text, describe_exit(rc))
+            else:
+                log.info("%s script %s completed in %.1f s", what, text, took)
+            done()
+
+        log.info("Running %s script %s", what.lower(), text)
+        return self._scripts.run(script, timeout=timeout, callback=exited) is not None
 
     def _install_signals(self) -> None:
         loop = self.loop
@@ -780,21 +858,30 @@ class Parent:
     def _on_hup(self, signum: int) -> None:
         if self._stopping:
             return
-        if self._reload_waiting:
+        if self._reload_waiting or self._reload_checking is not None:
             # One at a time; a burst of SIGHUPs during a reload makes one more reload.
             self._reload_again = True
             return
         self._reload()
 
+    def _load(self, *, capture: bool = False) -> Loaded:
+        if capture and self.loader is load_config:
+            return load_config(self.opts, capture=True)
+        return self.loader(self.opts)
+
     def _reload(self) -> None:
+        """SIGHUP: read the configuration (the ``reload_file`` exists meanwhile); with
+        ``reload_check_config``, have a separate ``fastka -t --config-fd`` run check the
+        consolidated copy first; then :meth:`_apply_reload`."""
         assert self.loop is not None and self.loaded is not None
         log.info("Reloading")
         systemd.reloading("Reloading")
         self.board.daemon["state"] = "reloading"
         fastka_log.reopen_files()
-        reloads = self.board.daemon["reloads"]
+        self._create_reload_file(self.loaded.facts.reload_file)
+        check = self.loaded.facts.reload_check_config  # the running configuration's setting
         try:
-            loaded = self.loader(self.opts)
+            loaded = self._load(capture=check is not None)
             problems = loaded.errors or (["the configuration is unusable"] if loaded.fatal else [])
         except ConfigLoadError as exc:
             loaded, problems = None, [str(exc)]
@@ -805,32 +892,120 @@ class Parent:
             for text in loaded.warnings:
                 log.warning("%s", text)
         if loaded is None or problems:
-            for text in problems[:20]:
-                log.error("%s", text)
-            more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
-            log.error(
-                "Reload failed: the new configuration has %d error(s)%s; keeping the running configuration",
-                len(problems),
-                more,
-            )
-            reloads["failed"] += 1
-            reloads["last"] = {"time": time.time(), "ok": False, "error": problems[0] if problems else "?"}
-            self.board.daemon["state"] = "running"
-            first = problems[0] if problems else ""
-            self._send_ready(f"Reload failed, running the previous configuration: {first}", again=True)
-            self._status_changed()
+            self._reload_failed(problems, f"the new configuration has {len(problems)} error(s)")
             return
+        if check is not None and loaded.consolidated is not None:
+            self._check_then_apply(loaded, check)
+            return
+        self._apply_reload(loaded)
+
+    def _check_then_apply(self, loaded: Loaded, log_file: str) -> None:
+        """``reload_check_config``: run ``fastka -t[LOG] --config-fd=0`` on the consolidated
+        copy (a sealed memfd as its stdin) and apply ``loaded`` -- compiled from that same
+        copy -- only if it exits 0 within ``reload_check_timeout`` (Keepalived: 5 s)."""
+        from fastka import configcopy
+
+        assert self.loop is not None and loaded.consolidated is not None
+        loop = self.loop
+        argv = [sys.executable, "-m", "fastka", f"--config-test={log_file}" if log_file else "-t"]
+        argv += ["--config-fd=0", "-f", self.opts.config_file, "-i", self.opts.effective_config_id]
+        fd = configcopy.to_memfd(loaded.consolidated)
+        try:
+            pid = loop.spawn(argv, lambda pid, rc: self._checked(loaded, pid, rc), stdin=fd)
+        except OSError as exc:
+            self._reload_failed(
+                [f"cannot run the configuration check: {exc}"], "the configuration check failed"
+            )
+            return
+        finally:
+            configcopy.close(fd)
+        self._reload_checking = pid
+        log.info("Checking the new configuration (reload_check_config, pid %d)", pid)
+        self._check_timer = loop.call_later(self.tuning.reload_check_timeout, self._check_timed_out, pid)
+
+    _check_timer: Timer | None = None
+
+    def _check_timed_out(self, pid: int) -> None:
+        if self._reload_checking == pid:
+            log.error(
+                "The configuration check did not finish in %.0f s: killing it",
+                self.tuning.reload_check_timeout,
+            )
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+
+    def _checked(self, loaded: Loaded, pid: int, rc: int) -> None:
+        if self._reload_checking != pid:
+            return
+        self._reload_checking = None
+        if self._check_timer is not None:
+            self._check_timer.cancel()
+            self._check_timer = None
+        if self._stopping:
+            self._remove_reload_file()
+            return
+        if rc != 0:
+            why = "killed after its time limit" if rc == -signal.SIGKILL else f"exit status {rc}"
+            self._reload_failed(
+                [f"configuration check {describe_exit(rc)}"], f"the configuration check failed ({why})"
+            )
+        else:
+            log.info("Configuration check passed")
+            self._apply_reload(loaded)
+        if self._reload_again and self.board.daemon["state"] == "running" and not self._stopping:
+            self._reload_again = False
+            assert self.loop is not None
+            self.loop.call_soon(self._reload)
+
+    def _reload_failed(self, problems: list[str], summary: str) -> None:
+        """Log why, count it, keep the running configuration."""
+        for text in problems[:20]:
+            log.error("%s", text)
+        more = f" (and {len(problems) - 20} more)" if len(problems) > 20 else ""
+        log.error("Reload failed: %s%s; keeping the running configuration", summary, more)
+        reloads = self.board.daemon["reloads"]
+        reloads["failed"] += 1
+        reloads["last"] = {"time": time.time(), "ok": False, "error": problems[0] if problems else "?"}
+        self.board.daemon["state"] = "running"
+        first = problems[0] if problems else ""
+        self._send_ready(f"Reload failed, running the previous configuration: {first}", again=True)
+        self._remove_reload_file()
+        self._status_changed()
+
+    def _create_reload_file(self, path: str | None) -> None:
+        """``reload_file``: present while a reload is in progress (Keepalived's, for scripts
+        that must not act meanwhile)."""
+        if not path:
+            return
+        try:
+            os.makedirs(os.path.dirname(path) or "/", exist_ok=True)
+            with open(path, "w", encoding="ascii"):
+                pass
+        except OSError as exc:
+            log.error("Cannot create the reload file %s: %s", path, exc)
+            return
+        self._reload_file = path
+
+    def _remove_reload_file(self) -> None:
+        path, self._reload_file = self._reload_file, None
+        if path:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    def _apply_reload(self, loaded: Loaded) -> None:
+        """Send the new configuration to the children; start and stop children as needed."""
+        assert self.loop is not None
         wanted = self._wanted_roles(loaded.facts)
         try:
             self._resolve_factories(wanted)
         except Exception as exc:
-            log.error("Reload failed: cannot load a subsystem: %s; keeping the running configuration", exc)
-            reloads["failed"] += 1
-            reloads["last"] = {"time": time.time(), "ok": False, "error": str(exc)}
-            self.board.daemon["state"] = "running"
-            self._send_ready(again=True)
+            self._reload_failed([str(exc)], "cannot load a subsystem")
             return
         self.loaded = loaded
+        loaded.consolidated = None  # checked; the memory is better spent elsewhere
+        os.umask(effective_umask(self.opts, loaded.facts))
+        if "parent" in loaded.facts.process_names:
+            set_process_name(loaded.facts.process_names["parent"])
         self._preload(loaded.config, wanted)
         self._settle_heap()
         self.board.daemon["config_loaded"] = time.time()
@@ -885,6 +1060,7 @@ class Parent:
             reloads["last"] = {"time": time.time(), "ok": True, "error": None}
             log.info("Reload finished")
         self.board.daemon["state"] = "running" if not self._stopping else "stopping"
+        self._remove_reload_file()
         self._send_ready(again=True)
         self._status_changed()
         if self._reload_again and not self._stopping:
@@ -943,9 +1119,20 @@ class Parent:
                 self._kill(proc, "did not stop in time")
 
     def _finish(self, code: int) -> None:
+        """The children are gone: run ``shutdown_script`` (waited for, with its timeout),
+        then leave the loop."""
         assert self.loop is not None
         if self._kill_timer is not None:
             self._kill_timer.cancel()
+            self._kill_timer = None
+        script = self.loaded.facts.shutdown_script if self.loaded is not None else None
+        if script is not None and not self._shutdown_script_run:
+            self._shutdown_script_run = True
+            if self._scripts is not None:
+                self._scripts.kill_all()  # a startup script still running
+            timeout = self.loaded.facts.shutdown_script_timeout if self.loaded is not None else 10.0
+            if self._run_script("Shutdown", script, timeout, partial(self._finish, code)):
+                return
         self._exit_code = code
         self.loop.stop()
 
@@ -1003,7 +1190,7 @@ class Parent:
     # ---------------------------------------------------------------- status
 
     def _maybe_ready(self) -> None:
-        if self._ready_sent:
+        if self._ready_sent or self._startup_pending:
             return
         if all((p := self.procs.get(r)) is not None and p.started_ok for r in self._wanted):
             self._send_ready()
@@ -1034,6 +1221,14 @@ class Parent:
         sock = getattr(opts, "status_socket", None) or facts.status_socket
         http = getattr(opts, "status_http", None) or facts.status_http
         self.status_file = getattr(opts, "status_file", None) or facts.status_file
+        # Counters change without a snapshot being pushed: refresh the file now and then.
+        if self._status_refresh is not None:
+            self._status_refresh.cancel()
+            self._status_refresh = None
+        if self.status_file and facts.status_file_interval > 0:
+            self._status_refresh = self.loop.call_periodic(
+                facts.status_file_interval, self._refresh, self._write_status_file
+            )
         target = (sock, http)
         if target == self.status_target:
             return

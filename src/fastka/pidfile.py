@@ -133,6 +133,7 @@ class PidFile:
         tmp = os.path.join(directory, f".{os.path.basename(self.path)}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
+            os.fchmod(fd, 0o644)  # whatever the umask (Keepalived's default is 0177): readable
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.write(fd, f"{pid}\n".encode())
             os.rename(tmp, self.path)

@@ -40,6 +40,7 @@ class DummyGlobals:
     fastka_status_socket: str | None = None
     fastka_status_http: str | None = None
     fastka_status_file: str | None = None
+    fastka_status_file_interval: float | None = None
 
 
 @dataclass
@@ -132,6 +133,7 @@ class DummySubsystem(SubsystemBase):
     def reload(self, config: Any) -> None:
         self.config = config
         self.reloads += 1
+        time.sleep(float(os.environ.get("FASTKA_DUMMY_RELOAD_SLEEP", "0")))  # a slow reload
         _event("reload", self.role, os.getpid(), self.reloads, ",".join(self._names()))
         if self._behaviour().get("reload_fail"):
             raise RuntimeError("reload refused on purpose")
