@@ -1043,6 +1043,9 @@ class _ReaderLoop(Protocol):
     def remove_reader(self, fd: int) -> bool: ...
 
 
+SO_RCVBUFFORCE = 33  # <asm-generic/socket.h>; not exported by the socket module
+
+
 class RtnlMonitor:
     """Link and address notifications from the kernel, as typed events.
 
@@ -1060,7 +1063,10 @@ class RtnlMonitor:
             sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, 0)
             try:
                 if rcvbuf is not None:
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+                    try:  # beyond net.core.rmem_max when we may (root)
+                        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
+                    except PermissionError:
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
                 sock.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR))
             except BaseException:
                 sock.close()

@@ -36,7 +36,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fastka.config.model import match_by_key
 from fastka.errors import NetlinkOpError
 from fastka.notify import ScriptRunner, VrrpNotifier, default_script_user
 from fastka.vrrp import firewall
@@ -151,6 +150,8 @@ _CONFIG_MISMATCH = frozenset(
         Reason.EXPECTED_MULTICAST,
     }
 )
+
+MONITOR_RCVBUF = 4 << 20
 
 FAULT_NODEV = "nodev"
 FAULT_SADDR = "saddr"
@@ -1065,7 +1066,9 @@ class Router:
         if self.netlink is None:
             self.netlink = Netlink()
         if self.monitor is None:
-            self.monitor = RtnlMonitor()
+            # room for the events of a reload or a start-up that changes a thousand
+            # addresses at once (an overrun costs a full re-read)
+            self.monitor = RtnlMonitor(rcvbuf=MONITOR_RCVBUF)
         if self.addr_ops is None:
             self.addr_ops = AddressOps()
         self.monitor.attach(self.loop, self._on_rtnl)
@@ -1148,15 +1151,23 @@ class Router:
         g = config.global_defs
         self.reloads += 1
         old_slots = list(self.slots.values())
-        by_cfg = {id(s.cfg): s for s in old_slots}
-        m = match_by_key([s.cfg for s in old_slots], config.vrrp_instances.values(), lambda c: c.key())
-        slot_for: dict[int, Slot] = {id(new): by_cfg[id(old)] for old, new in (*m.unchanged, *m.changed)}
+        # matched by identity only: whether the rest changed does not matter here (every
+        # matched instance takes its new configuration), so no deep comparison
+        by_key: dict[Any, Slot] = {}
+        for slot in old_slots:
+            by_key.setdefault(slot.cfg.key(), slot)
+        slot_for: dict[int, Slot] = {}
+        for cfg in config.vrrp_instances.values():
+            kept = by_key.pop(cfg.key(), None)
+            if kept is not None:
+                slot_for[id(cfg)] = kept
+        kept_slots = {id(s) for s in slot_for.values()}
+        removed = [s for s in old_slots if id(s) not in kept_slots]
         # the old sync groups go first: a removed member must not move them
         old_groups, self.groups = self.groups, {}
         for slot in old_slots:
             slot.inst.sync = None
-        for cfg in m.removed:
-            slot = by_cfg[id(cfg)]
+        for slot in removed:
             log.info("(%s) removed by the reload", slot.name)
             slot.inst.stop(now, deleted=True)
             self._drop_slot(slot)
@@ -1215,7 +1226,7 @@ class Router:
             "VRRP reload: %d instance(s) kept, %d added, %d removed",
             len(matched),
             len(added),
-            len(m.removed),
+            len(removed),
         )
         self.changed()
 
