@@ -82,6 +82,10 @@ DEFAULT_UMASK = 0o177
 # Fewer status snapshots than this interval apart are coalesced (a burst of transitions
 # sends one snapshot, not one per instance).
 STATUS_MIN_INTERVAL = 0.05
+# The first snapshot waits this long after start(): building it takes the loop for a while
+# with many instances (tens of ms per thousand), and what start() set due now -- a resumed
+# MASTER's first adverts -- goes first.
+FIRST_STATUS_DELAY = 0.1
 
 
 @runtime_checkable
@@ -343,10 +347,10 @@ class _ChildRunner:
 
     # -- status -----------------------------------------------------------------------
 
-    def schedule_status(self) -> None:
+    def schedule_status(self, delay: float = 0.0) -> None:
         if self._status_timer is not None and self._status_timer.active:
             return
-        when = max(self.loop.time(), self._last_status + STATUS_MIN_INTERVAL)
+        when = max(self.loop.time() + delay, self._last_status + STATUS_MIN_INTERVAL)
         self._status_timer = self.loop.call_at(when, self._send_status)
 
     def _send_status(self, request: Any = None) -> None:
@@ -566,7 +570,7 @@ def run_child(spec: ChildSpec, sock: socket.socket) -> int:
                 ", ".join(new) or "nothing",
             )
         runner.channel.send({"op": "started", "pid": os.getpid(), "incarnation": spec.incarnation})
-        runner.schedule_status()
+        runner.schedule_status(FIRST_STATUS_DELAY)
         if runner.exit_code is None:
             loop.run()
         code = runner.exit_code if runner.exit_code is not None else ExitCode.OK
