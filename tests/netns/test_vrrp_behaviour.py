@@ -151,8 +151,9 @@ def address_owner() -> None:
             pair.wait_owner(vip, pair.b)
             da = pair.a.start(rig)
             pair.wait_owner(vip, pair.a)
+            # the VIPs come before the log line (failover first): wait for the line
+            da.wait_log(r"\(VI_1\) Entering MASTER STATE \(address owner", timeout=5)
             log = da.log()
-            assert "(VI_1) Entering MASTER STATE (address owner" in log
             assert "(VI_1) Entering BACKUP STATE" not in log
             one_owner(pair)
     with Rig() as rig:
