@@ -4,7 +4,8 @@ one. The scenarios run side by side, each in its own namespaces (VRRPv3, 0.1 s):
 
 * VIPs added and removed while MASTER: the kernel reports changes only for those two
   (``ip monitor``), the unchanged VIP is never absent (sampled every 5 ms), GARPs only for
-  the added one, the adverts carry the new list, no transition;
+  the added one, the adverts carry the new list, no transition; an eVIP moving from one
+  MASTER instance to another is not touched either;
 * an instance removed by the reload sends priority 0 (the peer takes over after its skew
   time) and is notified FAULT; another one renamed (same VRID and interface) goes on
   without a transition or a notification on either side;
@@ -51,7 +52,12 @@ def vips_added_and_removed_while_master() -> None:
             "    virtual_routes {\n        10.55.0.0/24 dev eth0\n    }"
         )
         before = config(V3, 11, 12, [Inst("VI_1", 51, 150, [100, 101], extra), Inst("VI_2", 52, 150, [120])])
-        after = config(V3, 11, 12, [Inst("VI_1", 51, 150, [100, 102], extra), Inst("VI_2", 52, 150, [120])])
+        # 10.99.0.110 moves from VI_1 to VI_2 (both MASTER): it stays where it is
+        moved = "    virtual_ipaddress_excluded {\n        10.99.0.110/24\n    }"
+        routes = "    virtual_routes {\n        10.55.0.0/24 dev eth0\n    }"
+        after = config(
+            V3, 11, 12, [Inst("VI_1", 51, 150, [100, 102], routes), Inst("VI_2", 52, 150, [120], moved)]
+        )
         da = rig.fastka(r1, before)
         try:
             da.wait_state("MASTER", instance="VI_1", timeout=20)
@@ -88,7 +94,10 @@ def vips_added_and_removed_while_master() -> None:
             assert "10.55.0.0/24" in r1.ip("route", "show", "10.55.0.0/24")
             log = da.log()[mark:]
             assert "Entering" not in log, log
+            assert "(VI_1) 10.99.0.110/24 now belongs to VI_2" in log
             assert "Traceback" not in da.log()
+            assert da.stop() == 0
+            assert not r1.has_address("10.99.0.110"), "its new owner released it"
         except BaseException as exc:
             raise AssertionError(f"{exc}\n{da.log()[-4000:]}") from exc
 

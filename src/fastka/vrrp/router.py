@@ -596,10 +596,10 @@ class Slot:
         self.set_addresses.clear()
         r.changed_addresses()
 
-    def sync_addresses(self, old: VrrpInstance) -> list[IpAddress]:
-        """A MASTER after a reload: remove what we set that the new configuration does
-        not have (with ``-X`` also what the old one had and we did not set), add what it
-        has new; what is in both is not touched. Returns the addresses added."""
+    def release_dropped(self, old: VrrpInstance) -> None:
+        """A MASTER after a reload, first half: remove what we set that the new
+        configuration does not have (with ``-X`` also what the old one had and we did not
+        set); what is in both is not touched."""
         r = self.router
         cfg = self.cfg
         force = r.release_vips
@@ -625,8 +625,16 @@ class Slot:
                 key = (vip.address, vip.dev or old.interface or "")
                 if key not in wanted and key not in self.set_addresses:
                     self._del_address(vip, key[1])
+        r.changed_addresses()
+
+    def add_new(self) -> list[IpAddress]:
+        """Second half: add what the new configuration has and we have not set. Returns
+        the addresses added."""
+        cfg = self.cfg
         added = [
-            vip for key, vip in wanted.items() if key not in self.set_addresses and self._add_address(vip)
+            vip
+            for vip in self.all_addresses()
+            if (vip.address, self.vip_ifname(vip)) not in self.set_addresses and self._add_address(vip)
         ]
         for route in cfg.virtual_routes:
             if route not in self.set_routes:
@@ -634,19 +642,27 @@ class Slot:
         for rule in cfg.virtual_rules:
             if rule not in self.set_rules:
                 self._add_rule(rule)
-        r.changed_addresses()
+        self.router.changed_addresses()
         return added
 
-    def reconfigure(self, now: float, cfg: VrrpInstance) -> None:
-        """A reload matched this instance with ``cfg`` (same identity): apply the new
-        settings and, as MASTER, the difference of its addresses; the state stays."""
+    def reconfigure(self, now: float, cfg: VrrpInstance) -> VrrpInstance:
+        """A reload matched this instance with ``cfg`` (same identity), first step: the
+        new settings (the router then moves addresses between MASTERs, every MASTER
+        releases what it dropped -- :meth:`release_dropped` --, and only then
+        :meth:`finish_reconfigure` adds: an address moving between two instances is
+        never removed after its new owner added it). Returns the old configuration."""
         old = self.cfg
         self._configure(cfg)
         self.inst.reconfigure(now, cfg)
+        return old
+
+    def finish_reconfigure(self, now: float, old: VrrpInstance) -> None:
+        """Second half: as MASTER the addresses it gained (announced with GARPs, as
+        Keepalived does), its refresh timers if they changed; the sockets and adverts."""
+        cfg = self.cfg
         if self.inst.state == State.MASTER:
-            added = self.sync_addresses(old)
+            added = self.add_new()
             if added:
-                # Keepalived: a master that gained addresses announces them
                 self._garp_burst(cfg.garp_master_repeat, added)
                 if not self.router.config.global_defs.vrrp_min_garp:
                     self._garp_later(cfg.garp_master_delay, cfg.garp_master_repeat, added)
@@ -1187,10 +1203,18 @@ class Router:
             self.slots[cfg.name] = kept
         self._our_vips = {v.address.ip for c in config.vrrp_instances.values() for v in _addresses_of(c)}
         self._sync_vmacs()
+        olds: list[VrrpInstance] = []
         for slot, cfg in matched:
             if slot.name != cfg.name:
                 log.info("(%s) is now called %s (same virtual router)", slot.name, cfg.name)
-            slot.reconfigure(now, cfg)
+            olds.append(slot.reconfigure(now, cfg))
+        masters = [slot for slot, _ in matched if slot.inst.state == State.MASTER]
+        self._move_addresses(masters)
+        for (slot, _cfg), old in zip(matched, olds, strict=True):
+            if slot in masters:
+                slot.release_dropped(old)
+        for (slot, _cfg), old in zip(matched, olds, strict=True):
+            slot.finish_reconfigure(now, old)
         self._reload_firewall([s for s, _ in matched])
         for name, gcfg in config.vrrp_sync_groups.items():
             members = [self.slots[n].inst for n in gcfg.group if n in self.slots]
@@ -1229,6 +1253,24 @@ class Router:
             len(removed),
         )
         self.changed()
+
+    def _move_addresses(self, masters: list[Slot]) -> None:
+        """An address one MASTER drops and another MASTER gains (same interface and
+        attributes) stays in the kernel: only the record of who set it moves. (Keepalived
+        may need two reloads for this; its man page says so.)"""
+        wanted: dict[tuple[Any, str], tuple[Slot, IpAddress]] = {}
+        for slot in masters:
+            for vip in slot.all_addresses():
+                wanted[(vip.address, slot.vip_ifname(vip))] = (slot, vip)
+        for slot in masters:
+            mine = {(v.address, slot.vip_ifname(v)) for v in slot.all_addresses()}
+            for key, vip in list(slot.set_addresses.items()):
+                heir = wanted.get(key)
+                if key in mine or heir is None or heir[1] != vip or key in heir[0].set_addresses:
+                    continue
+                del slot.set_addresses[key]
+                heir[0].set_addresses[key] = vip
+                log.info("(%s) %s now belongs to %s", slot.name, vip.address, heir[0].name)
 
     def _drop_slot(self, slot: Slot) -> None:
         slot.cancel_garps()
