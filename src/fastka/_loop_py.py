@@ -29,7 +29,6 @@ import logging
 import math
 import os
 import select
-import shutil
 import signal
 import socket
 import struct
@@ -1023,6 +1022,8 @@ def _spawn_prepare(
     prog = args[0]
     if b"/" not in prog:
         path = (env if env is not None else os.environ).get("PATH", os.defpath)
+        import shutil  # here: shutil loads zlib, bz2 and lzma, which nothing else needs
+
         found = shutil.which(os.fsdecode(prog), path=path)
         if found is None:
             raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argv[0])
