@@ -34,7 +34,7 @@ from fastka._include.linux cimport (AF_INET, AF_INET6, EAGAIN, EINPROGRESS, EINT
                                     SOL_SOCKET, bind, close, connect, errno, getsockopt, htons,
                                     inet_pton, recv, send, setsockopt, sockaddr, sockaddr_in,
                                     sockaddr_in6, sockaddr_storage, socket, socklen_t, ssize_t)
-from fastka._loop cimport (Loop, fk_fdent, fk_io, fk_io_modify, fk_io_start, fk_now, fk_timer,
+from fastka._loop cimport (Loop, fk_io, fk_io_forget, fk_io_modify, fk_io_start, fk_now, fk_timer,
                            fk_timer_init, fk_timer_start, fk_timer_stop)
 
 import logging
@@ -379,23 +379,6 @@ cdef inline double loop_time(Loop loop) noexcept:
     return loop.wheel.t0 + <double>loop.wheel.cur * 0.001
 
 
-cdef inline void io_forget(fk_io *io) noexcept:
-    """Drop a started watcher from the loop's books without epoll_ctl(DEL): its fd is
-    about to be closed, which removes it from epoll (the loop's own connect_check does
-    the same; this belongs in _loop.pxd as soon as the loop exposes it)."""
-    cdef Loop loop
-    cdef fk_fdent *ent
-    if io.loop == NULL:
-        return
-    loop = <Loop>io.loop
-    io.loop = NULL
-    if io.fd < loop.nfds:
-        ent = &loop.fds[io.fd]
-        if ent.cio == io:
-            ent.cio = NULL
-            ent.mask = 0
-
-
 @cython.final
 cdef class Check:
     """TCP_CHECK (no ``urls``) or HTTP_GET attempts against ``target`` (see fastka._check_py)."""
@@ -577,7 +560,7 @@ cdef class Check:
     cdef void close_attempt(self) noexcept:
         """Close the attempt's socket (the timer is the caller's business)."""
         if self.fd >= 0:
-            io_forget(&self.io)
+            fk_io_forget(&self.io)  # no EPOLL_CTL_DEL: close() drops it (see the module docstring)
             close(self.fd)
             self.fd = -1
         if self.hbuf != NULL:

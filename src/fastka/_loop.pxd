@@ -147,3 +147,7 @@ cdef int fk_io_modify(fk_io *io, uint32_t events) noexcept
     # change the interest of a started watcher; 0 or -errno
 cdef void fk_io_stop(fk_io *io) noexcept
     # stop watching; idempotent
+cdef void fk_io_forget(fk_io *io) noexcept
+    # stop watching an fd the caller closes right after: no EPOLL_CTL_DEL, close() drops
+    # the registration (only for fds never duplicated, e.g. close-on-exec sockets, as
+    # Loop.spawn returns after the child's exec); idempotent

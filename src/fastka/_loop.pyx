@@ -2005,6 +2005,9 @@ cdef void fk_io_stop(fk_io *io) noexcept:
             epoll_ctl(loop.epfd, EPOLL_CTL_DEL, io.fd, &ev)
             ent.mask = 0
 
+cdef void fk_io_forget(fk_io *io) noexcept:
+    io_detach(io)
+
 
 
 # --- test and benchmark hook: the C API driven from Python -------------------------------------
