@@ -524,9 +524,9 @@ class Parent:
         parent or in a forked child -- so it never writes to their headers, and the pages
         holding the modules and the configuration stay shared between the parent and its
         children instead of being copied into each (copy-on-write). Done once the
-        configuration is loaded (start-up, each reload), so that a fork itself only needs
-        the cheap ``gc.freeze()`` of what was made since. Frozen objects are still freed by
-        reference counting (the configuration model has no cycles).
+        configuration is loaded (start-up, each reload), so that a fork itself only collects
+        and freezes what was made since. Frozen objects are still freed by reference
+        counting (the configuration model has no cycles).
 
         ``malloc_trim`` then hands the compiler's freed scratch memory back to the kernel:
         every page the parent still maps is in each child's RSS and is copied (page tables;
@@ -676,7 +676,10 @@ class Parent:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
-        gc.freeze()  # what was made since the last _settle_heap(): shared, never walked
+        # What was made since the last _settle_heap(): collected (cheap: the frozen heap is
+        # not walked) so that no garbage is frozen for good, then shared, never walked.
+        gc.collect()
+        gc.freeze()
         spec.forked_at = time.monotonic()
         pid = os.fork()
         if pid == 0:  # the child: never returns
