@@ -21,14 +21,18 @@ from typing import Any
 # calls per round: about 20-100 µs per round for the compiled rows
 INNER = {"fastka": 1000, "python": 100, "scapy": 10}
 
-_CACHE: dict[tuple[int, bool], Callable[..., None]] = {}
+_CACHE: dict[tuple[int, bool, str], Callable[..., None]] = {}
 
 
-def _runner(nargs: int, keep: bool) -> Callable[..., None]:
-    key = (nargs, keep)
+def _runner(nargs: int, keep: bool, method: str = "") -> Callable[..., None]:
+    """``run(n, fn, a0, a1, ...)`` calling ``fn(a0, a1, ...)`` -- or, with ``method``,
+    ``fn.<method>(a0, ...)`` as a caller writes a method call -- ``n`` times."""
+    key = (nargs, keep, method)
     if key not in _CACHE:
+        if method and not method.isidentifier():
+            raise ValueError(method)
         names = ", ".join(f"a{i}" for i in range(nargs))
-        call = f"fn({names})"
+        call = f"fn.{method}({names})" if method else f"fn({names})"
         body = f"r = {call}" if keep else call
         src = (
             f"def run(n, fn{', ' if nargs else ''}{names}):\n    for _ in repeat(None, n):\n        {body}\n"
@@ -56,6 +60,15 @@ def bench_calls(
 ) -> None:
     """Benchmark ``n`` calls of ``fn(*args)`` per round, reported per call."""
     run, run_args = (calls_keeping if keep else calls)(fn, *args, n=n)
+    _bench(benchmark, n, run, run_args)
+
+
+def bench_method(benchmark: Any, obj: Any, method: str, *args: Any, n: int = 1000) -> None:
+    """Benchmark ``n`` method calls ``obj.<method>(*args)`` per round, reported per call."""
+    _bench(benchmark, n, _runner(len(args), False, method), (n, obj, *args))
+
+
+def _bench(benchmark: Any, n: int, run: Callable[..., None], run_args: tuple[Any, ...]) -> None:
     benchmark.extra_info["calls"] = n
     benchmark.extra_info.setdefault("per", n)
     benchmark.extra_info.setdefault("unit", "call")

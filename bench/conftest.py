@@ -52,7 +52,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     benches = [b for b in getattr(session, "benchmarks", []) or [] if b and b.group]
     if not benches:
         return
-    floors = [b for b in benches if b.group == FLOOR_GROUP]
+    floors = [b for b in benches if b.group == FLOOR_GROUP and (b.param or "").startswith("builtin-len")]
+    nulls = sorted(
+        (b for b in benches if b.group == FLOOR_GROUP and (b.param or "").startswith("null-")),
+        key=lambda b: int((b.param or "").split("-")[1].removesuffix("args")),
+    )
     # per call: in the inner loop (calls > 1), and through pytest-benchmark's loop
     floor_loop = min((b.stats.min / _calls(b) for b in floors if _calls(b) > 1), default=None)
     floor_single = min((b.stats.min for b in floors if _calls(b) == 1), default=None)
@@ -68,6 +72,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         tr.write_line(f"harness floor, trivial C call in the inner loop: {_fmt(floor_loop).strip()} per call")
     if floor_single is not None:
         tr.write_line(f"harness floor, one call per pytest-benchmark round: {_fmt(floor_single).strip()}")
+    if nulls:
+        calls = ", ".join(f"{b.param.split('-')[1]} {_fmt(b.stats.min / _calls(b)).strip()}" for b in nulls)
+        tr.write_line(f"a METH_FASTCALL builtin doing nothing, in the inner loop, by arguments: {calls}")
     for group in sorted(groups):
         tr.write_line("")
         tr.write_line(f"[{group}]")

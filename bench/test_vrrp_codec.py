@@ -12,12 +12,17 @@ same loop around ``len(b"")``):
 * ``vrrp-encode``: the advert from its fields (addresses already packed) into a
   preallocated buffer, checksum included. scapy: ``bytes(VRRP(...))``; for v3/IPv6 scapy
   needs the IPv6 layer to compute the checksum, so it builds that header too.
+  ``-template``: a MASTER's steady state -- the advert prepared once
+  (``Template(version, vrid, adver_int, addresses, ...)``), each call
+  ``template.encode_into(buf, 0, priority)``; scapy: a prepared packet object whose
+  priority is set (checksum cleared) and which is serialised again.
 * ``vrrp-decode``: validate (length, version, type, checksum -- with the IPv6
   pseudo-header for v3) and return an ``Advert``; addresses are not materialised. scapy:
   dissection only (no validation); for v3/IPv6 it needs the IPv6 header to type the
   addresses, so it dissects that too.
 * ``vrrp-checksum``: the checksum of a message (v3: with the IPv6 pseudo-header). scapy:
-  ``scapy.utils.checksum`` / ``in6_chksum``.
+  ``scapy.utils.checksum`` / ``in6_chksum``. ``-kept``: ``c = vrrp_checksum(...)``, the
+  previous result alive during each call (the int is freed one call later).
 * ``vrrp-batch-validate``: 64 packets (64 instances, one socket) classified in one call,
   reported per call and per packet (fastka: 100 calls per round; the ``-changed`` rows
   call a small Python function alternating two batches, < 1 ns per packet). IPv4 packets include their IP header (raw socket);
@@ -43,7 +48,7 @@ from scapy.layers.inet6 import IPv6, in6_chksum
 from scapy.layers.vrrp import VRRP, VRRPv3
 from scapy.utils import checksum as scapy_checksum
 
-from _percall import INNER, bench_calls
+from _percall import INNER, bench_calls, bench_method
 from fastka import _vrrp_py
 from fastka._compat import USE_EXTENSIONS
 
@@ -96,8 +101,10 @@ class Packet:
 PKT = {name: Packet(name) for name in PACKETS}
 
 
-def _params(extra: list[str] | None = None) -> list[Any]:
-    return [pytest.param(i, p, id=f"{i}-{p}") for i in IMPLS for p in PACKETS + (extra or [])]
+def _params(variants: list[str] | None = None) -> list[Any]:
+    """Every implementation and packet, and each packet with each ``-<variant>`` suffix."""
+    cases = PACKETS + [f"{p}-{v}" for v in variants or [] for p in PACKETS]
+    return [pytest.param(i, c, id=f"{i}-{c}") for i in IMPLS for c in cases]
 
 
 # ----------------------------------------------------------------------------- encode
@@ -112,9 +119,12 @@ def _scapy_encode(p: Packet) -> Callable[[], bytes]:
     return lambda: bytes(VRRP(vrid=51, priority=150, adv=1, addrlist=p.addr_text))
 
 
-@pytest.mark.parametrize(("impl", "packet"), _params())
+@pytest.mark.parametrize(("impl", "packet"), _params(["template"]))
 def test_vrrp_encode(benchmark: Any, impl: str, packet: str) -> None:
     benchmark.group = "vrrp-encode"
+    if packet.endswith("-template"):
+        _encode_template(benchmark, impl, PKT[packet.removesuffix("-template")])
+        return
     p = PKT[packet]
     if impl == "scapy":
         encode = _scapy_encode(p)
@@ -126,6 +136,33 @@ def test_vrrp_encode(benchmark: Any, impl: str, packet: str) -> None:
     n = encode_into(buf, 0, *p.args)
     assert bytes(buf[:n]) == p.msg
     bench_calls(benchmark, encode_into, buf, 0, *p.args, n=INNER[impl])
+
+
+def _encode_template(benchmark: Any, impl: str, p: Packet) -> None:
+    """The steady state of a MASTER: the advert prepared once, written with a priority."""
+    buf = bytearray(2048)
+    if impl == "scapy":  # a prepared packet object, its priority set, serialised
+        if p.v3:
+            pkt = IPv6(src="fe80::99:ff:fe00:11", dst="ff02::12", hlim=255) / VRRPv3(
+                vrid=57, adv=100, addrlist=p.addr_text
+            )
+            vr = pkt[VRRPv3]
+        else:
+            pkt = vr = VRRP(vrid=51, adv=1, addrlist=p.addr_text)
+
+        def stamp(priority: int) -> bytes:
+            vr.priority = priority
+            vr.chksum = None
+            return bytes(pkt)
+
+        assert stamp(150)[-len(p.msg) :] == p.msg
+        bench_calls(benchmark, stamp, 150, n=INNER[impl])
+        return
+    version, vrid, _, adver_int, addresses, *rest = p.args
+    template = _module(impl).Template(version, vrid, adver_int, addresses, *rest)
+    n = template.encode_into(buf, 0, 150)
+    assert bytes(buf[:n]) == p.msg
+    bench_method(benchmark, template, "encode_into", buf, 0, 150, n=INNER[impl])
 
 
 # ----------------------------------------------------------------------------- decode
@@ -155,22 +192,23 @@ def test_vrrp_decode(benchmark: Any, impl: str, packet: str) -> None:
 # ----------------------------------------------------------------------------- checksum
 
 
-@pytest.mark.parametrize(("impl", "packet"), _params())
+@pytest.mark.parametrize(("impl", "packet"), _params(["kept"]))
 def test_vrrp_checksum(benchmark: Any, impl: str, packet: str) -> None:
     benchmark.group = "vrrp-checksum"
-    p = PKT[packet]
+    keep = packet.endswith("-kept")  # each result held until the next call has returned
+    p = PKT[packet.removesuffix("-kept")]
     want = int.from_bytes(p.msg[6:8], "big")
     if impl == "scapy":
         if p.v3:
             assert in6_chksum(112, p.ip6, p.zeroed) == want
-            bench_calls(benchmark, in6_chksum, 112, p.ip6, p.zeroed, n=INNER[impl])
+            bench_calls(benchmark, in6_chksum, 112, p.ip6, p.zeroed, n=INNER[impl], keep=keep)
         else:
             assert scapy_checksum(p.zeroed) == want
-            bench_calls(benchmark, scapy_checksum, p.zeroed, n=INNER[impl])
+            bench_calls(benchmark, scapy_checksum, p.zeroed, n=INNER[impl], keep=keep)
         return
     vrrp_checksum = _module(impl).vrrp_checksum
     assert vrrp_checksum(*p.checksum_args) == want
-    bench_calls(benchmark, vrrp_checksum, *p.checksum_args, n=INNER[impl])
+    bench_calls(benchmark, vrrp_checksum, *p.checksum_args, n=INNER[impl], keep=keep)
 
 
 # ----------------------------------------------------------------------------- batch validate

@@ -11,6 +11,10 @@ Reason codes are the values of ``fastka.vrrp.constants.Reason`` (0 = accepted).
 from libc.stdint cimport int16_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 
+cdef enum:
+    VRRP_SIG_INLINE = 128           # signatures up to this long live in vrrp_expect_t itself
+
+
 ctypedef struct vrrp_expect_t:
     # what one instance accepts; see fastka._vrrp_py.Expect for the meaning of each field
     int version                     # 2, 3; 0 = any
@@ -24,11 +28,14 @@ ctypedef struct vrrp_expect_t:
     Py_ssize_t addresses_len        # -1: address list not checked
     const uint8_t *addresses        # packed, owned by the Expect object
     int64_t ah_last_seq             # -1: none accepted yet
-    # the last accepted packet without AH, for FLAG_UNCHANGED and the batch fast path
-    uint8_t *last_sig               # malloc'd signature (see fastka._vrrp_py._signature)
+    # the last accepted packet without AH, for FLAG_UNCHANGED and the batch fast path:
+    # its signature (see fastka._vrrp_py._signature) is in sig_inline when it fits (the
+    # batch path then reaches it without loading a pointer), else in last_sig
+    uint8_t *last_sig               # malloc'd, for signatures longer than VRRP_SIG_INLINE
     Py_ssize_t last_len             # -1: none
-    Py_ssize_t last_cap
+    Py_ssize_t last_cap             # of last_sig
     int last_flags
+    uint8_t sig_inline[VRRP_SIG_INLINE]
 
 
 ctypedef struct vrrp_pkt_t:

@@ -1,11 +1,12 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False, binding=False
 """VRRP codec, compiled. The specification is the pure-Python reference
 ``fastka._vrrp_py`` (same public API, same results); read its docstrings.
 
 The C-level functions declared in ``_vrrp.pxd`` do the work without the GIL and without
 Python objects; the ``def`` functions only convert arguments. Checksums are summed in
-native byte order with 32-bit loads (RFC 1071 §2(B): the one's-complement sum is
-byte-order independent) and swapped once at the end.
+native byte order with 64-bit loads (RFC 1071 §2(B): the one's-complement sum is
+byte-order independent; a word's carry out weighs 1, as the end-around carry) and swapped
+once at the end.
 """
 
 cimport cython
@@ -20,6 +21,7 @@ from libc.stdlib cimport free, realloc
 from libc.string cimport memcmp, memcpy, memset
 
 import ipaddress as _ipaddress
+from functools import partial
 
 from fastka.errors import VrrpDecodeError
 from fastka.vrrp.constants import Reason as _Reason
@@ -66,13 +68,85 @@ cdef extern from *:
     }
     static inline uint32_t fk_load32(const uint8_t *p) { uint32_t w; memcpy(&w, p, 4); return w; }
     static inline uint16_t fk_load16(const uint8_t *p) { uint16_t w; memcpy(&w, p, 2); return w; }
+    static inline uint64_t fk_load64(const uint8_t *p) { uint64_t w; memcpy(&w, p, 8); return w; }
+    /* bytes 0-5 of a native 64-bit load (a VRRP header without its checksum field) */
+    #if FK_LITTLE_ENDIAN
+    #define FK_HEAD_MASK 0x0000FFFFFFFFFFFFULL
+    #else
+    #define FK_HEAD_MASK 0xFFFFFFFFFFFF0000ULL
+    #endif
     static inline void fk_store16(uint8_t *p, uint16_t w) { memcpy(p, &w, 2); }
-    /* Equality of short byte strings: whole words, the last one overlapping (equal is the
-       common case, so no early exit). */
+    static inline void fk_store32(uint8_t *p, uint32_t w) { memcpy(p, &w, 4); }
+    /* The native 32-bit word that holds these four bytes in memory order: headers are
+       built in registers and summed from there, not stored byte by byte and loaded back
+       as words (a load spanning several narrower stores waits for them to retire). */
+    static inline uint32_t fk_word4(unsigned b0, unsigned b1, unsigned b2, unsigned b3) {
+    #if FK_LITTLE_ENDIAN
+        return (uint32_t)(b0 & 0xFF) | (uint32_t)(b1 & 0xFF) << 8 | (uint32_t)(b2 & 0xFF) << 16
+               | (uint32_t)(b3 & 0xFF) << 24;
+    #else
+        return (uint32_t)(b0 & 0xFF) << 24 | (uint32_t)(b1 & 0xFF) << 16 | (uint32_t)(b2 & 0xFF) << 8
+               | (uint32_t)(b3 & 0xFF);
+    #endif
+    }
+    /* memcpy for the short runs of an advert, inline (no call): whole words, the last
+       one overlapping; libc's memcpy for long runs. */
+    static inline void fk_copy(uint8_t *d, const uint8_t *s, Py_ssize_t n) {
+        uint64_t x, y;
+        uint32_t u, v;
+        if (n > 64) { memcpy(d, s, (size_t)n); return; }
+        if (n >= 8) {
+            memcpy(&y, s + n - 8, 8);
+            while (n > 8) { memcpy(&x, s, 8); memcpy(d, &x, 8); d += 8; s += 8; n -= 8; }
+            memcpy(d + n - 8, &y, 8);
+            return;
+        }
+        if (n >= 4) {
+            memcpy(&u, s, 4); memcpy(&v, s + n - 4, 4);
+            memcpy(d, &u, 4); memcpy(d + n - 4, &v, 4);
+            return;
+        }
+        while (n-- > 0) *d++ = *s++;
+    }
+    /* A 16-bit result (a checksum) as an int. */
+    static inline PyObject *fk_u16(unsigned v) { return PyLong_FromLong((long)v); }
+    /* Put a METH_FASTCALL method into an extension type (Cython's own methods parse
+       their arguments with more bookkeeping than a hot call can afford). */
+    static int fk_install_method(PyObject *type, PyMethodDef *m) {
+        PyTypeObject *t = (PyTypeObject *)type;
+        PyObject *d = PyDescr_NewMethod(t, m);
+        int r;
+        if (d == NULL) return -1;
+        r = PyDict_SetItemString(t->tp_dict, m->ml_name, d);
+        Py_DECREF(d);
+        PyType_Modified(t);
+        return r;
+    }
+    /* Equality of short byte strings (a packet against the one accepted last): whole
+       words, the last one overlapping (equal is the common case, so no early exit);
+       16-byte vectors where SSE2 is there (every x86-64). */
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    #endif
     static inline int fk_equal(const uint8_t *a, const uint8_t *b, Py_ssize_t n) {
         uint64_t x, y, diff = 0;
-        if (n > 64)  /* libc's vectorised memcmp wins on long runs (many addresses) */
+        if (n > 256)  /* libc's memcmp wins on long runs (many IPv6 addresses) */
             return memcmp(a, b, (size_t)n) == 0;
+    #if defined(__SSE2__)
+        if (n >= 16) {
+            const uint8_t *a_last = a + n - 16, *b_last = b + n - 16;
+            __m128i d = _mm_setzero_si128();
+            while (a < a_last) {
+                d = _mm_or_si128(d, _mm_xor_si128(_mm_loadu_si128((const __m128i *)a),
+                                                  _mm_loadu_si128((const __m128i *)b)));
+                a += 16;
+                b += 16;
+            }
+            d = _mm_or_si128(d, _mm_xor_si128(_mm_loadu_si128((const __m128i *)a_last),
+                                              _mm_loadu_si128((const __m128i *)b_last)));
+            return _mm_movemask_epi8(_mm_cmpeq_epi8(d, _mm_setzero_si128())) == 0xFFFF;
+        }
+    #endif
         if (n >= 8) {
             const uint8_t *a_last = a + n - 8, *b_last = b + n - 8;
             while (a < a_last) { memcpy(&x, a, 8); memcpy(&y, b, 8); diff |= x ^ y; a += 8; b += 8; }
@@ -110,8 +184,15 @@ cdef extern from *:
     uint16_t fk_be16(uint16_t) noexcept nogil
     uint32_t fk_load32(const uint8_t *) noexcept nogil
     uint16_t fk_load16(const uint8_t *) noexcept nogil
+    uint64_t fk_load64(const uint8_t *) noexcept nogil
+    uint64_t FK_HEAD_MASK
     void fk_store16(uint8_t *, uint16_t) noexcept nogil
+    void fk_store32(uint8_t *, uint32_t) noexcept nogil
+    uint32_t fk_word4(unsigned, unsigned, unsigned, unsigned) noexcept nogil
+    void fk_copy(uint8_t *, const uint8_t *, Py_ssize_t) noexcept nogil
     bint fk_equal(const uint8_t *, const uint8_t *, Py_ssize_t) noexcept nogil
+    int fk_install_method(object, PyMethodDef *) except -1
+    object fk_u16(unsigned)
     bint fk_small_long(object, long *) noexcept
     # the same on borrowed pointers, for the argument fast paths (no reference counting)
     bint _p_small_long "fk_small_long"(PyObject *, long *) noexcept
@@ -197,7 +278,7 @@ cdef uint8_t _MCAST4[4]
 _MCAST4[:] = [224, 0, 0, 18]
 
 __all__ = [
-    "Advert", "Batch", "Expect", "VridTable", "decode", "decode_ipv4", "encode", "encode_into",
+    "Advert", "Batch", "Expect", "Template", "VridTable", "decode", "decode_ipv4", "encode", "encode_into",
     "encode_ipv4", "encode_ipv4_into", "inet_checksum", "ipv4_header_into", "update_priority",
     "vrrp_checksum",
 ]
@@ -210,12 +291,27 @@ cdef uint64_t vrrp_sum(const uint8_t *p, Py_ssize_t n, uint64_t acc) noexcept no
 
 
 cdef inline uint64_t _sum(const uint8_t *p, Py_ssize_t n, uint64_t acc) noexcept nogil:
-    # 32-bit words into a 64-bit accumulator: no carry can be lost below 2**32 words.
+    # 64-bit words with their carries counted apart (2**64 = 1 modulo 0xFFFF, so a carry
+    # weighs 1, like the end-around carry of RFC 1071); the result is congruent to the
+    # plain sum modulo 0xFFFF, and 0 only if every byte is (what _fold needs).
+    cdef uint64_t w, carry = 0
     while n >= 16:
-        acc += <uint64_t>fk_load32(p) + fk_load32(p + 4) + fk_load32(p + 8) + fk_load32(p + 12)
+        w = fk_load64(p)
+        acc += w
+        carry += acc < w
+        w = fk_load64(p + 8)
+        acc += w
+        carry += acc < w
         p += 16
         n -= 16
-    while n >= 4:
+    if n >= 8:
+        w = fk_load64(p)
+        acc += w
+        carry += acc < w
+        p += 8
+        n -= 8
+    acc = (acc & 0xFFFFFFFFU) + (acc >> 32) + carry  # < 2**34: the tail cannot overflow
+    if n >= 4:
         acc += fk_load32(p)
         p += 4
         n -= 4
@@ -244,33 +340,30 @@ cdef inline uint16_t _fold(uint64_t acc) noexcept nogil:
 
 cdef inline uint64_t _pseudo_sum(const uint8_t *src, const uint8_t *dst, int alen,
                                  Py_ssize_t length) noexcept nogil:
-    cdef uint8_t tail[8]
+    # IPv4 (RFC 768 style): zero, protocol, 16-bit length; IPv6 (RFC 8200 §8.1): 32-bit
+    # length, three zero bytes, next header. As big-endian 16-bit words: the protocol,
+    # the length's halves; fk_be16 turns each into the native word the sums use.
     cdef uint64_t acc = _sum(src, alen, 0)
     acc = _sum(dst, alen, acc)
-    if alen == 4:  # RFC 768 style: zero, protocol, length
-        tail[0] = 0
-        tail[1] = IPPROTO_VRRP
-        tail[2] = <uint8_t>(length >> 8)
-        tail[3] = <uint8_t>length
-        return _sum(tail, 4, acc)
-    # RFC 8200 §8.1: 32-bit length, three zero bytes, next header
-    tail[0] = <uint8_t>(length >> 24)
-    tail[1] = <uint8_t>(length >> 16)
-    tail[2] = <uint8_t>(length >> 8)
-    tail[3] = <uint8_t>length
-    tail[4] = 0
-    tail[5] = 0
-    tail[6] = 0
-    tail[7] = IPPROTO_VRRP
-    return _sum(tail, 8, acc)
+    acc += fk_be16(IPPROTO_VRRP) + fk_be16(<uint16_t>length)
+    if alen != 4:
+        acc += fk_be16(<uint16_t>(length >> 16))
+    return acc
 
 
 cdef uint16_t vrrp_checksum_c(const uint8_t *msg, Py_ssize_t n, const uint8_t *src,
                               const uint8_t *dst, int alen) noexcept nogil:
-    cdef uint64_t acc = 0
+    return _checksum(msg, n, src, dst, alen)
+
+
+cdef inline uint16_t _checksum(const uint8_t *msg, Py_ssize_t n, const uint8_t *src,
+                               const uint8_t *dst, int alen) noexcept nogil:
+    # the first 8 bytes as one word with the checksum field (bytes 6-7) masked out, then
+    # the rest (n >= 8)
+    cdef uint64_t acc = 0, head = fk_load64(msg) & FK_HEAD_MASK
     if src != NULL and dst != NULL:
         acc = _pseudo_sum(src, dst, alen, n)
-    acc = _sum(msg, 6, acc)
+    acc += (head & 0xFFFFFFFFU) + (head >> 32)
     acc = _sum(msg + 8, n - 8, acc)
     return fk_be16(<uint16_t>~_fold(acc))
 
@@ -486,49 +579,48 @@ cdef inline Py_ssize_t _encode(uint8_t *out, int version, int vrid, int priority
                                const uint8_t *addrs, Py_ssize_t addrs_len, int auth_type,
                                const uint8_t *auth, Py_ssize_t auth_len, const uint8_t *src,
                                const uint8_t *dst, int alen, bint pseudo_header) noexcept nogil:
+    # The checksum is summed from the inputs (header words in registers, the caller's
+    # addresses), never from what was just stored (see fk_word4).
     cdef Py_ssize_t length = 8 + addrs_len
-    cdef uint64_t acc = 0
-    out[1] = <uint8_t>vrid
-    out[2] = <uint8_t>priority
-    out[3] = <uint8_t>(addrs_len // alen)
-    out[6] = 0
-    out[7] = 0
-    memcpy(out + 8, addrs, addrs_len)
+    cdef uint64_t acc, trailer = 0
+    cdef uint32_t w0, w1
+    cdef int count = <int>(addrs_len >> (2 if alen == 4 else 4))  # alen is 4 or 16: no division
     if version == 2:
-        out[0] = 0x21
-        out[4] = <uint8_t>auth_type
-        out[5] = <uint8_t>adver_int
-        memset(out + length, 0, 8)
-        if auth_type == VRRP_AUTH_PASS:
-            memcpy(out + length, auth, auth_len)
-        length += 8
+        w0 = fk_word4(0x21, vrid, priority, count)
+        w1 = fk_word4(auth_type, adver_int, 0, 0)
     else:
-        out[0] = 0x31
-        out[4] = <uint8_t>((adver_int >> 8) & 0x0F)
-        out[5] = <uint8_t>adver_int
-        if pseudo_header or alen == 16:
-            acc = _pseudo_sum(src, dst, alen, length)
-    fk_store16(out + 6, <uint16_t>~_fold(_sum(out, length, acc)))
+        w0 = fk_word4(0x31, vrid, priority, count)
+        w1 = fk_word4((adver_int >> 8) & 0x0F, adver_int, 0, 0)
+    fk_store32(out, w0)
+    fk_store32(out + 4, w1)
+    fk_copy(out + 8, addrs, addrs_len)
+    acc = _sum(addrs, addrs_len, <uint64_t>w0 + w1)
+    if version == 2:
+        if auth_type == VRRP_AUTH_PASS and auth_len > 0:
+            memcpy(&trailer, auth, auth_len)  # zero-padded to 8 bytes
+            acc += (trailer & 0xFFFFFFFFU) + (trailer >> 32)
+        memcpy(out + length, &trailer, 8)
+        length += 8
+    elif pseudo_header or alen == 16:
+        acc += _pseudo_sum(src, dst, alen, length)
+    fk_store16(out + 6, <uint16_t>~_fold(acc))
     return length
 
 
 cdef void vrrp_ipv4_header(uint8_t *out, const uint8_t *src, const uint8_t *dst, int ttl,
                            int ident, int protocol, int total_len) noexcept nogil:
-    out[0] = 0x45
-    out[1] = 0xC0  # Keepalived: IPTOS_PREC_INTERNETCONTROL
-    out[2] = <uint8_t>(total_len >> 8)
-    out[3] = <uint8_t>total_len
-    out[4] = <uint8_t>(ident >> 8)
-    out[5] = <uint8_t>ident
-    out[6] = 0  # DF clear, as Keepalived
-    out[7] = 0
-    out[8] = <uint8_t>ttl
-    out[9] = <uint8_t>protocol
-    out[10] = 0
-    out[11] = 0
-    memcpy(out + 12, src, 4)
-    memcpy(out + 16, dst, 4)
-    fk_store16(out + 10, <uint16_t>~_fold(_sum(out, 20, 0)))
+    # version/IHL 0x45; TOS 0xc0 (Keepalived: IPTOS_PREC_INTERNETCONTROL); flags/fragment 0
+    # (DF clear, as Keepalived); words built in registers and summed from there
+    cdef uint32_t w0 = fk_word4(0x45, 0xC0, total_len >> 8, total_len)
+    cdef uint32_t w1 = fk_word4(ident >> 8, ident, 0, 0)
+    cdef uint32_t w2 = fk_word4(ttl, protocol, 0, 0)
+    cdef uint32_t s = fk_load32(src), d = fk_load32(dst)
+    fk_store32(out, w0)
+    fk_store32(out + 4, w1)
+    fk_store32(out + 8, w2)
+    fk_store32(out + 12, s)
+    fk_store32(out + 16, d)
+    fk_store16(out + 10, <uint16_t>~_fold(<uint64_t>w0 + w1 + w2 + s + d))
 
 
 # ============================================================================ receiving (C)
@@ -720,6 +812,13 @@ cdef int _signature(vrrp_pkt_t *pkt, uint8_t *head, const uint8_t **ptr, Py_ssiz
     return 4
 
 
+cdef inline const uint8_t *_sig(const vrrp_expect_t *e) noexcept nogil:
+    """Where e's signature is (when it has one)."""
+    if e.last_len <= VRRP_SIG_INLINE:
+        return &e.sig_inline[0]
+    return e.last_sig
+
+
 cdef bint _same(vrrp_expect_t *e, vrrp_pkt_t *pkt) noexcept nogil:
     """Is this packet the one ``e`` accepted last?"""
     cdef uint8_t head[5]
@@ -731,9 +830,10 @@ cdef bint _same(vrrp_expect_t *e, vrrp_pkt_t *pkt) noexcept nogil:
         total += n[i]
     if e.last_len != total:
         return False
+    cdef const uint8_t *s = _sig(e)
     total = 0
     for i in range(k):
-        if not fk_equal(e.last_sig + total, ptr[i], n[i]):
+        if not fk_equal(s + total, ptr[i], n[i]):
             return False
         total += n[i]
     return True
@@ -752,16 +852,20 @@ cdef bint _remember(vrrp_expect_t *e, vrrp_pkt_t *pkt, int flags) noexcept nogil
     k = _signature(pkt, head, ptr, n)
     for i in range(k):
         total += n[i]
-    if e.last_cap < total:
-        mem = <uint8_t *>realloc(e.last_sig, total)
-        if mem == NULL:  # out of memory: just forget; the next packet takes the full path
-            e.last_len = -1
-            return False
-        e.last_sig = mem
-        e.last_cap = total
+    if total <= VRRP_SIG_INLINE:
+        mem = e.sig_inline
+    else:
+        if e.last_cap < total:
+            mem = <uint8_t *>realloc(e.last_sig, total)
+            if mem == NULL:  # out of memory: just forget; the next packet takes the full path
+                e.last_len = -1
+                return False
+            e.last_sig = mem
+            e.last_cap = total
+        mem = e.last_sig
     total = 0
     for i in range(k):
-        memcpy(e.last_sig + total, ptr[i], n[i])
+        memcpy(mem + total, ptr[i], n[i])
         total += n[i]
     e.last_len = total
     e.last_flags = flags
@@ -770,7 +874,7 @@ cdef bint _remember(vrrp_expect_t *e, vrrp_pkt_t *pkt, int flags) noexcept nogil
 
 cdef inline bint _same_ipv4(vrrp_expect_t *e, const uint8_t *p, Py_ssize_t end) noexcept nogil:
     """``_same`` for a packet with IPv4 header, inlined for the batch fast path."""
-    cdef const uint8_t *s = e.last_sig
+    cdef const uint8_t *s = _sig(e)
     return (e.last_len == end - 6 and fk_load32(s) == fk_load32(p)
             and fk_load16(s + 4) == fk_load16(p + 8) and fk_equal(s + 6, p + 12, end - 12))
 
@@ -778,9 +882,8 @@ cdef inline bint _same_ipv4(vrrp_expect_t *e, const uint8_t *p, Py_ssize_t end) 
 cdef inline bint _same_ipv6(vrrp_expect_t *e, const uint8_t *p, Py_ssize_t n, int ttl,
                             const uint8_t *src, const uint8_t *dst) noexcept nogil:
     """``_same`` for an IPv6 payload with 16-byte addresses, for the batch fast path."""
-    cdef const uint8_t *s = e.last_sig
-    return (e.last_len == 37 + n and s[0] == 0 and s[1] == 16 and s[2] == 16
-            and s[3] == ((ttl >> 8) & 0xFF) and s[4] == (ttl & 0xFF)
+    cdef const uint8_t *s = _sig(e)
+    return (e.last_len == 37 + n and fk_load32(s) == fk_word4(0, 16, 16, ttl >> 8) and s[4] == (ttl & 0xFF)
             and fk_equal(s + 5, src, 16) and fk_equal(s + 21, dst, 16) and fk_equal(s + 37, p, n))
 
 
@@ -837,6 +940,15 @@ cdef Py_ssize_t vrrp_validate_batch(vrrp_expect_t **table, vrrp_batch_t *b,
         elif ln < 8:
             code = TOO_SHORT
         else:
+            e = table[p[1]]
+            if e != NULL and _same_ipv6(e, p, ln, hoplimit[i], src + 16 * i, dst + 16 * i):
+                accepted += 1
+                vrid[i] = p[1]
+                priority[i] = p[2]
+                adver_int[i] = (((p[4] & 0x0F) << 8) | p[5]) if (p[0] >> 4) == 3 else p[5]
+                flags[i] = <uint8_t>(e.last_flags | FLAG_UNCHANGED)
+                status[i] = 0
+                continue
             code = 0
             pkt.data = p
             pkt.ihl = 0
@@ -847,15 +959,6 @@ cdef Py_ssize_t vrrp_validate_batch(vrrp_expect_t **table, vrrp_batch_t *b,
             pkt.ttl = hoplimit[i]
             pkt.src = src + 16 * i
             pkt.dst = dst + 16 * i
-            e = table[p[1]]
-            if e != NULL and _same_ipv6(e, p, ln, pkt.ttl, pkt.src, pkt.dst):
-                accepted += 1
-                vrid[i] = p[1]
-                priority[i] = p[2]
-                adver_int[i] = (((p[4] & 0x0F) << 8) | p[5]) if (p[0] >> 4) == 3 else p[5]
-                flags[i] = <uint8_t>(e.last_flags | FLAG_UNCHANGED)
-                status[i] = 0
-                continue
         vrid[i] = 0
         priority[i] = 0
         flags[i] = 0
@@ -1071,12 +1174,12 @@ cdef object _vrrp_checksum_fast(PyObject *self, PyObject **args, Py_ssize_t narg
         n = _p_bytes_len(args[0])
         if n >= 8:
             if nargs == 1:
-                return vrrp_checksum_c(_p_bytes_data(args[0]), n, NULL, NULL, 0)
+                return fk_u16(_checksum(_p_bytes_data(args[0]), n, NULL, NULL, 0))
             if _p_bytes_exact(args[1]) and _p_bytes_exact(args[2]):
                 sl = _p_bytes_len(args[1])
                 if (sl == 4 or sl == 16) and _p_bytes_len(args[2]) == sl:
-                    return vrrp_checksum_c(_p_bytes_data(args[0]), n, _p_bytes_data(args[1]),
-                                           _p_bytes_data(args[2]), <int>sl)
+                    return fk_u16(_checksum(_p_bytes_data(args[0]), n, _p_bytes_data(args[1]),
+                                            _p_bytes_data(args[2]), <int>sl))
     return _vrrp_checksum(<object>args[0], <object>args[1] if nargs > 1 else _EMPTY,
                           <object>args[2] if nargs > 2 else _EMPTY)
 
@@ -1113,7 +1216,7 @@ cdef object _encode_into(object buf, object offset, object version, object vrid,
         _prepare(&f, version, vrid, priority, adver_int, addresses, &ab, auth_type, auth_data, src, dst)
         pseudo = pseudo_header
         out = _writable(buf, offset, f.length, &w)
-        _encode(out, f.version, f.vrid, f.priority, f.adver_int, ab.p, ab.n, f.auth_type,
+        vrrp_encode(out, f.version, f.vrid, f.priority, f.adver_int, ab.p, ab.n, f.auth_type,
                 f.auth, f.auth_len, f.src, f.dst, f.alen, pseudo)
         _release(&w)
     finally:
@@ -1179,7 +1282,7 @@ cdef inline Py_ssize_t _encode_common(PyObject **args, Py_ssize_t nargs) noexcep
     else:
         return -1
     na = _p_bytes_len(args[6])
-    if na % alen or na // alen > 255:
+    if na & (alen - 1) or na > 255 * alen:  # (alen is 4 or 16: no division)
         return -1
     length = 8 + na + (8 if version == 2 else 0)
     cap = _p_bytearray_len(args[0])
@@ -1222,6 +1325,65 @@ def encode(version, vrid, priority, adver_int, addresses, auth_type=0, auth_data
     finally:
         _release(&ab)
     return out
+
+
+# ---------------------------------------------------------------------------- Template
+
+cdef inline void _stamp(uint8_t *out, const uint8_t *msg, Py_ssize_t n, uint64_t base,
+                        int priority) noexcept nogil:
+    """A prepared message with its priority set and its checksum patched."""
+    fk_copy(out, msg, n)
+    out[2] = <uint8_t>priority
+    # the priority is byte 2: the low byte of a native 16-bit word on little-endian
+    # machines, the high byte on big-endian ones (sums are native, see _sum)
+    fk_store16(out + 6, <uint16_t>~_fold(base + (<uint64_t>priority << (0 if FK_LITTLE_ENDIAN else 8))))
+
+
+@cython.final
+@cython.auto_pickle(False)
+cdef class Template:
+    """An advertisement prepared once and written with any priority (see the reference)."""
+
+    cdef bytes _msg             # the message with priority 0 (and its checksum)
+    cdef uint64_t _base         # the checksum's folded sum for priority 0
+    cdef readonly Py_ssize_t length
+
+    def __init__(self, version, vrid, adver_int, addresses, auth_type=0, auth_data=b"", src=b"",
+                 dst=b"", pseudo_header=True):
+        cdef _enc_t f
+        cdef _rbuf ab
+        cdef bint pseudo
+        cdef uint8_t *m
+        ab.release = False
+        try:
+            _prepare(&f, version, vrid, _ZERO, adver_int, addresses, &ab, auth_type, auth_data, src, dst)
+            pseudo = pseudo_header
+            msg = PyBytes_FromStringAndSize(NULL, f.length)
+            m = <uint8_t *>PyBytes_AS_STRING(msg)
+            vrrp_encode(m, f.version, f.vrid, 0, f.adver_int, ab.p, ab.n, f.auth_type, f.auth, f.auth_len,
+                    f.src, f.dst, f.alen, pseudo)
+        finally:
+            _release(&ab)
+        self._msg = msg
+        # the stored checksum is ~fold(sum); the sum of a message is never 0 (its first
+        # byte is not), so fold(sum) is in 1..0xFFFF and adding the priority to it folds
+        # exactly as adding it to the whole sum would
+        self._base = <uint16_t>~fk_load16(m + 6)
+        self.length = f.length
+
+    # encode_into(buf, offset, priority): _template_encode_into_fast, installed below
+
+    def encode(self, priority):
+        """``encode_into`` returning a new ``bytes``."""
+        cdef int prio = <int>_field(priority, 0, 255, "priority")
+        out = PyBytes_FromStringAndSize(NULL, self.length)
+        _stamp(<uint8_t *>PyBytes_AS_STRING(out), <const uint8_t *>PyBytes_AS_STRING(self._msg),
+               self.length, self._base, prio)
+        return out
+
+    def __repr__(self):
+        m = <const uint8_t *>PyBytes_AS_STRING(self._msg)
+        return f"<Template v{m[0] >> 4} vrid={m[1]} count={m[3]} length={self.length}>"
 
 
 def ipv4_header_into(buf, offset, src, dst, ttl, ident, protocol, payload_len):
@@ -1704,7 +1866,40 @@ cdef object _slow(object impl, PyObject **args, Py_ssize_t nargs, PyObject *kwna
     return impl(*pos, **kw)
 
 
-cdef PyMethodDef[5] _FAST
+cdef object _template_encode_into(Template t, object buf, object offset, object priority):
+    cdef int prio = <int>_field(priority, 0, 255, "priority")
+    cdef _rbuf w
+    cdef uint8_t *out = _writable(buf, offset, t.length, &w)
+    _stamp(out, <const uint8_t *>PyBytes_AS_STRING(t._msg), t.length, t._base, prio)
+    _release(&w)
+    return t.length
+
+
+def _template_encode_into_kw(Template t, buf, offset, priority):
+    return _template_encode_into(t, buf, offset, priority)
+
+
+cdef object _template_encode_into_fast(PyObject *self, PyObject **args, Py_ssize_t nargs,
+                                       PyObject *kwnames):
+    cdef long off, prio
+    cdef Py_ssize_t n
+    if (kwnames != NULL and PyTuple_GET_SIZE(kwnames)) or nargs != 3:
+        return _slow(partial(_template_encode_into_kw, <object>self), args, nargs, kwnames)
+    # the usual call (bytearray, small ints, room enough), no reference counting
+    n = (<Template>self).length
+    if (_p_bytearray_exact(args[0]) and _p_small_long(args[1], &off) and _p_small_long(args[2], &prio)
+            and 0 <= prio <= 255 and 0 <= off <= _p_bytearray_len(args[0]) - n):
+        _stamp(_p_bytearray_data(args[0]) + off, <const uint8_t *>PyBytes_AS_STRING((<Template>self)._msg),
+               n, (<Template>self)._base, <int>prio)
+        return n
+    return _template_encode_into(<Template>self, <object>args[0], <object>args[1], <object>args[2])
+
+
+cdef object _null_fast(PyObject *self, PyObject **args, Py_ssize_t nargs, PyObject *kwnames):
+    return None
+
+
+cdef PyMethodDef[7] _FAST
 _FAST[0].ml_name = "encode_into"
 _FAST[0].ml_meth = <void *>_encode_into_fast
 _FAST[0].ml_doc = (
@@ -1731,8 +1926,21 @@ _FAST[4].ml_meth = <void *>_update_priority_fast
 _FAST[4].ml_doc = (
     "update_priority(buf, offset, priority)\n--\n\n"
     "Set the priority of the VRRP message at ``buf[offset:]`` and patch its checksum (RFC 1624).")
-for _i in range(5):
+_FAST[5].ml_name = "encode_into"
+_FAST[5].ml_meth = <void *>_template_encode_into_fast
+_FAST[5].ml_doc = (
+    "encode_into(self, buf, offset, priority)\n--\n\n"
+    "Write the advert with ``priority`` at ``buf[offset:]``; returns its length.")
+_FAST[6].ml_name = "_null"
+_FAST[6].ml_meth = <void *>_null_fast
+_FAST[6].ml_doc = (
+    "_null(*args)\n--\n\n"
+    "Benchmark hook: a METH_FASTCALL builtin like encode_into & co. that does nothing, "
+    "returns None (the cost of the call itself, with any number of arguments).")
+for _i in range(7):
     _FAST[_i].ml_flags = METH_FASTCALL | METH_KEYWORDS
+fk_install_method(Template, &_FAST[5])
+_null = PyCFunction_NewEx(&_FAST[6], None, __name__)
 encode_into = PyCFunction_NewEx(&_FAST[0], None, __name__)
 decode = PyCFunction_NewEx(&_FAST[1], None, __name__)
 decode_ipv4 = PyCFunction_NewEx(&_FAST[2], None, __name__)

@@ -54,6 +54,7 @@ __all__ = [
     "Advert",
     "Batch",
     "Expect",
+    "Template",
     "VridTable",
     "decode",
     "decode_ipv4",
@@ -297,6 +298,62 @@ def encode(
         memoryview(out), version, vrid, priority, adver_int, addrs, auth_type, auth, s, d, bool(pseudo_header)
     )
     return bytes(out)
+
+
+class Template:
+    """An advertisement prepared once and written with any priority: a MASTER's steady
+    state, whose adverts change only when its priority does.
+
+    The constructor takes ``encode``'s fields but the priority, and raises what
+    ``encode`` raises for them. ``encode_into(buf, offset, priority)`` writes exactly what
+    ``encode_into(buf, offset, version, vrid, priority, adver_int, addresses, ...)`` would
+    (same bytes, same length, same errors for the priority and the buffer), without
+    checking and packing the fields again.
+    """
+
+    __slots__ = ("_fields", "_length")
+
+    def __init__(
+        self,
+        version: int,
+        vrid: int,
+        adver_int: int,
+        addresses: BytesLike,
+        auth_type: int = 0,
+        auth_data: BytesLike = b"",
+        src: BytesLike = b"",
+        dst: BytesLike = b"",
+        pseudo_header: bool = True,
+    ) -> None:
+        version, vrid, _, adver_int, addrs, auth_type, auth, s, d, length = _prepare(
+            version, vrid, 0, adver_int, addresses, auth_type, auth_data, src, dst
+        )
+        self._fields = (version, vrid, adver_int, addrs, auth_type, auth, s, d, bool(pseudo_header))
+        self._length = length
+
+    @property
+    def length(self) -> int:
+        """The advert's length in bytes."""
+        return self._length
+
+    def encode_into(self, buf: BytesLike, offset: int, priority: int) -> int:
+        """Write the advert with ``priority`` at ``buf[offset:]``; returns its length."""
+        prio = _int(priority, 0, 255, "priority")
+        m = _writable(buf, offset, self._length)
+        version, vrid, adver_int, addrs, auth_type, auth, s, d, pseudo = self._fields
+        _write(m, version, vrid, prio, adver_int, addrs, auth_type, auth, s, d, pseudo)
+        return self._length
+
+    def encode(self, priority: int) -> bytes:
+        """``encode_into`` returning a new ``bytes``."""
+        out = bytearray(self._length)
+        self.encode_into(out, 0, priority)
+        return bytes(out)
+
+    def __repr__(self) -> str:
+        version, vrid, _, addrs, *_rest = self._fields
+        count = len(addrs) // (4 if version == 2 else len(self._fields[6]))
+        return f"<Template v{version} vrid={vrid} count={count} length={self._length}>"
 
 
 def _ipv4_header(

@@ -731,3 +731,54 @@ def test_expect_properties(vrrp: ModuleType, f: Any, g: Any) -> None:
     assert e.unicast == (g.dst != MCAST4) and e.ah_last_seq == -1
     e6 = expect_for(vrrp, f)
     assert e6.version == 3 and e6.auth_type == -1 and e6.v3_checksum_as_v2 is False
+
+
+@SETTINGS
+@given(f=any_fields(max_addresses=30), prios=st.lists(st.integers(0, 255), min_size=1, max_size=4))
+def test_template_writes_what_encode_writes(vrrp: ModuleType, f: Any, prios: list[int]) -> None:
+    """A MASTER's prepared advert: any priority, same bytes and length as a full encode."""
+    from dataclasses import replace
+
+    t = vrrp.Template(
+        f.version, f.vrid, f.adver_int, f.addresses, f.auth_type, f.auth_data, f.src, f.dst, f.pseudo_header
+    )
+    for prio in prios:
+        want = vrrp.encode(*replace(f, priority=prio).encode_args())
+        assert t.length == len(want)
+        buf = bytearray(b"\xee" * (len(want) + 7))
+        assert t.encode_into(buf, 3, prio) == len(want)
+        assert bytes(buf[3 : 3 + len(want)]) == want
+        assert buf[:3] == b"\xee" * 3 and buf[3 + len(want) :] == b"\xee" * 4
+        assert t.encode(prio) == want
+
+
+def test_template_errors_are_encodes(vrrp: ModuleType) -> None:
+    t = vrrp.Template(2, 1, 1, VIP)
+    for bad in (-1, 256):
+        with pytest.raises(ValueError):
+            t.encode_into(bytearray(64), 0, bad)
+        with pytest.raises(ValueError):
+            t.encode(bad)
+    with pytest.raises(TypeError):
+        t.encode_into(bytearray(64), 0, 1.5)
+    with pytest.raises(ValueError):
+        t.encode_into(bytearray(19), 0, 100)  # too small
+    with pytest.raises(ValueError):
+        t.encode_into(bytearray(100), 90, 100)
+    with pytest.raises(ValueError):
+        t.encode_into(bytearray(100), -1, 100)
+    with pytest.raises(TypeError):
+        t.encode_into(bytes(100), 0, 100)  # read-only
+    assert t.encode_into(buf=bytearray(64), offset=0, priority=7) == t.length == 20
+    # the constructor rejects what encode rejects
+    for args, exc in [
+        ((1, 1, 1, VIP), ValueError),
+        ((2, 256, 1, VIP), ValueError),
+        ((2, 1, 256, VIP), ValueError),
+        ((2, 1, 1, VIP + b"\0"), ValueError),
+        ((3, 1, 100, VIP), ValueError),  # v3 without src/dst
+        ((2, 1, 1, "10.0.0.1"), TypeError),
+    ]:
+        with pytest.raises(exc):
+            vrrp.Template(*args)
+    assert "vrid=1" in repr(t) and "count=1" in repr(t)

@@ -10,6 +10,8 @@ Sending (MASTER)::
 
     n = encode_ipv4_into(buf, 0, 2, vrid, prio, 1, vips, VRRP_AUTH_NONE, b"", src, group, 255, ip_id)
     # raw IPv4 socket with IP_HDRINCL: send buf[:n]; IPv6: encode_into(..., src, dst), kernel adds the header
+    advert = Template(3, vrid, 100, vips, src=src, dst=group)   # prepared once: only the priority varies
+    n = advert.encode_into(buf, 0, prio)
 
 Receiving (BACKUP), one packet::
 
@@ -75,6 +77,7 @@ if TYPE_CHECKING:
         Advert,
         Batch,
         Expect,
+        Template,
         VridTable,
         decode,
         decode_ipv4,
@@ -92,6 +95,7 @@ elif USE_EXTENSIONS:
         Advert,
         Batch,
         Expect,
+        Template,
         VridTable,
         decode,
         decode_ipv4,
@@ -109,6 +113,7 @@ else:
         Advert,
         Batch,
         Expect,
+        Template,
         VridTable,
         decode,
         decode_ipv4,
@@ -165,6 +170,7 @@ __all__ = [
     "Batch",
     "Expect",
     "Reason",
+    "Template",
     "VridTable",
     "decode",
     "decode_ipv4",
