@@ -19,15 +19,7 @@ from ipaddress import IPv4Interface, IPv6Interface
 
 from fastka.config.model import IpAddress
 from fastka.errors import NetlinkOpError
-from fastka.vrrp.netlink import (
-    IFA_F_HOMEADDRESS,
-    IFA_F_MANAGETEMPADDR,
-    IFA_F_MCAUTOJOIN,
-    IFA_F_NODAD,
-    IFA_F_NOPREFIXROUTE,
-    INFINITY_LIFE_TIME,
-    SCOPES,
-)
+from fastka.vrrp.netlink import INFINITY_LIFE_TIME, SCOPES, address_flags
 
 __all__ = ["AddressOps"]
 
@@ -94,7 +86,6 @@ class AddressOps:
         if ip.peer is not None:
             peer = ip.peer.ip.packed
             prefixlen = ip.peer.network.prefixlen
-        flags = 0
         attrs = b""
         if not full:
             # deleting: the kernel matches on the address (and the peer)
@@ -107,23 +98,9 @@ class AddressOps:
             attrs += _attr(IFA_LOCAL, local) + _attr(IFA_ADDRESS, peer or local)
         else:
             attrs += _attr(IFA_LOCAL, local) + _attr(IFA_ADDRESS, local)
-        preferred = ip.preferred_lft
-        if v6:
-            flags |= IFA_F_NODAD  # a VIP moves between routers: DAD would only delay it
-            if preferred is None and addr.network.prefixlen == 128:
-                preferred = 0  # Keepalived: /128 VIPs never become a source address
+        flags, preferred = address_flags(ip)
         if preferred is not None:
             attrs += _attr(IFA_CACHEINFO, struct.pack("=IIII", preferred, INFINITY_LIFE_TIME, 0, 0))
-        if ip.home:
-            flags |= IFA_F_HOMEADDRESS
-        if ip.nodad:
-            flags |= IFA_F_NODAD
-        if ip.mngtmpaddr:
-            flags |= IFA_F_MANAGETEMPADDR
-        if ip.noprefixroute:
-            flags |= IFA_F_NOPREFIXROUTE
-        if ip.autojoin:
-            flags |= IFA_F_MCAUTOJOIN
         if flags:
             attrs += _attr(IFA_FLAGS, struct.pack("=I", flags))
         if ip.label:

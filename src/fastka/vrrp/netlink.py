@@ -157,6 +157,27 @@ def _family(addr: IPAddressT | IPInterfaceT | IPv4Network | IPv6Network) -> int:
     return socket.AF_INET if addr.version == 4 else socket.AF_INET6
 
 
+def address_flags(ip: IpAddress) -> tuple[int, int | None]:
+    """The ``IFA_F_*`` flags and preferred lifetime a VIP is added with."""
+    flags = 0
+    preferred = ip.preferred_lft
+    if isinstance(ip.address, IPv6Interface):
+        flags |= IFA_F_NODAD  # a VIP moves between routers: duplicate detection would only delay it
+        if preferred is None and ip.address.network.prefixlen == 128:
+            preferred = 0  # Keepalived: /128 VIPs are deprecated, never a source address
+    if ip.home:
+        flags |= IFA_F_HOMEADDRESS
+    if ip.nodad:
+        flags |= IFA_F_NODAD
+    if ip.mngtmpaddr:
+        flags |= IFA_F_MANAGETEMPADDR
+    if ip.noprefixroute:
+        flags |= IFA_F_NOPREFIXROUTE
+    if ip.autojoin:
+        flags |= IFA_F_MCAUTOJOIN
+    return flags, preferred
+
+
 def _scope(scope: str | int | None) -> int | None:
     if scope is None or isinstance(scope, int):
         return scope
@@ -599,26 +620,9 @@ class Netlink:
         index = self._resolve(ip.dev, ifindex, f"add address {ip.address}")
         args = self._address_args(ip, index)
         addr = ip.address
-        flags = 0
-        if isinstance(addr, IPv6Interface):
-            flags |= IFA_F_NODAD  # a VIP moves between routers: duplicate detection would only delay it
-            preferred = ip.preferred_lft
-            if preferred is None and addr.network.prefixlen == 128:
-                preferred = 0  # Keepalived: /128 VIPs are deprecated, never a source address
-            if preferred is not None:
-                args.update(preferred_lft=preferred, valid_lft=INFINITY_LIFE_TIME)
-        elif ip.preferred_lft is not None:
-            args.update(preferred_lft=ip.preferred_lft, valid_lft=INFINITY_LIFE_TIME)
-        if ip.home:
-            flags |= IFA_F_HOMEADDRESS
-        if ip.nodad:
-            flags |= IFA_F_NODAD
-        if ip.mngtmpaddr:
-            flags |= IFA_F_MANAGETEMPADDR
-        if ip.noprefixroute:
-            flags |= IFA_F_NOPREFIXROUTE
-        if ip.autojoin:
-            flags |= IFA_F_MCAUTOJOIN
+        flags, preferred = address_flags(ip)
+        if preferred is not None:
+            args.update(preferred_lft=preferred, valid_lft=INFINITY_LIFE_TIME)
         if flags:
             args["flags"] = flags
         scope = _scope(ip.scope)
