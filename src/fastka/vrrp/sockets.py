@@ -47,6 +47,7 @@ from fastka._linux import (
     VRRP_MCAST_GROUP4,
     VRRP_MCAST_GROUP6,
 )
+from fastka.vrrp.codec import ipv4_header_into
 
 __all__ = [
     "IPPROTO_AH",
@@ -96,33 +97,14 @@ class Received(NamedTuple):
     truncated: bool = False
 
 
-def _checksum16(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def build_ipv4_header(
-    src: bytes,
-    dst: bytes,
-    payload_len: int,
-    *,
-    ident: int,
-    ttl: int = 255,
-    protocol: int = IPPROTO_VRRP,
-    tos: int = _TOS_INTERNETWORK_CONTROL,
+    src: bytes, dst: bytes, payload_len: int, *, ident: int, ttl: int = 255, protocol: int = IPPROTO_VRRP
 ) -> bytes:
-    """TEMPORARY -- to be replaced by the IPv4 header builder of ``fastka.vrrp.codec``.
-
-    The 20-byte header Keepalived puts in front of an advert: version 4, IHL 5, TOS 0xc0,
-    total length, ``ident``, no DF, TTL, protocol (112, or 51 with AH), valid checksum
-    (the kernel recomputes it anyway for IP_HDRINCL sockets).
-    """
-    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, tos, 20 + payload_len, ident, 0, ttl, protocol, 0, src, dst)
-    return hdr[:10] + struct.pack("!H", _checksum16(hdr)) + hdr[12:]
+    """The 20-byte header Keepalived puts in front of an advert (the codec's
+    ``ipv4_header_into``: TOS 0xc0, DF clear, valid checksum), as ``bytes``."""
+    hdr = bytearray(20)
+    ipv4_header_into(hdr, 0, src, dst, ttl, ident, protocol, payload_len)
+    return bytes(hdr)
 
 
 # --------------------------------------------------------------------------- helpers
