@@ -35,90 +35,12 @@ from fastka._vrrp cimport (Batch, Expect, VridTable, vrrp_ah_sign, vrrp_batch_t,
 from fastka._vrrp_engine_py import SlotStats
 
 
-cdef extern from "<errno.h>" nogil:
-    int errno
-    enum:
-        EAGAIN
-        EINTR
-
-
-cdef extern from "<sys/socket.h>" nogil:
-    ctypedef unsigned int socklen_t
-    ctypedef long ssize_t
-    struct sockaddr:
-        unsigned short sa_family
-    struct iovec:
-        void *iov_base
-        size_t iov_len
-    struct msghdr:
-        void *msg_name
-        socklen_t msg_namelen
-        iovec *msg_iov
-        size_t msg_iovlen
-        void *msg_control
-        size_t msg_controllen
-        int msg_flags
-    struct mmsghdr:
-        msghdr msg_hdr
-        unsigned int msg_len
-    struct cmsghdr:
-        size_t cmsg_len
-        int cmsg_level
-        int cmsg_type
-    cmsghdr *CMSG_FIRSTHDR(msghdr *m)
-    cmsghdr *CMSG_NXTHDR(msghdr *m, cmsghdr *c)
-    unsigned char *CMSG_DATA(cmsghdr *c)
-    size_t CMSG_SPACE(size_t n)
-    size_t CMSG_LEN(size_t n)
-    int recvmmsg(int fd, mmsghdr *vec, unsigned int vlen, int flags, void *timeout)
-    int sendmmsg(int fd, mmsghdr *vec, unsigned int vlen, int flags)
-    enum:
-        MSG_DONTWAIT
-        MSG_TRUNC
-        MSG_DONTROUTE
-
-
-cdef extern from "<time.h>" nogil:
-    ctypedef long time_t
-    struct timespec:
-        time_t tv_sec
-        long tv_nsec
-    enum:
-        CLOCK_MONOTONIC
-        TIMER_ABSTIME
-    int clock_nanosleep(int clk, int flags, const timespec *req, timespec *rem)
-
-
-cdef extern from "<sys/prctl.h>" nogil:
-    int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5)
-    enum:
-        PR_SET_TIMERSLACK
-
-
-cdef extern from "<netinet/in.h>" nogil:
-    struct in_addr:
-        uint32_t s_addr
-    struct sockaddr_in:
-        unsigned short sin_family
-        unsigned short sin_port
-        in_addr sin_addr
-    struct in6_addr:
-        unsigned char s6_addr[16]
-    struct sockaddr_in6:
-        unsigned short sin6_family
-        unsigned short sin6_port
-        uint32_t sin6_flowinfo
-        in6_addr sin6_addr
-        uint32_t sin6_scope_id
-    struct in6_pktinfo:
-        in6_addr ipi6_addr
-        unsigned int ipi6_ifindex
-    enum:
-        IPPROTO_IPV6
-        IPV6_PKTINFO
-        IPV6_HOPLIMIT
-        AF_INET
-        AF_INET6
+from fastka._include.linux cimport (AF_INET, AF_INET6, CMSG_DATA, CMSG_FIRSTHDR, CMSG_LEN, CMSG_NXTHDR,
+                                    CMSG_SPACE, CLOCK_MONOTONIC, EAGAIN, EINTR, IPPROTO_IPV6,
+                                    IPV6_HOPLIMIT, IPV6_PKTINFO, MSG_DONTROUTE, MSG_DONTWAIT, MSG_TRUNC,
+                                    PR_SET_TIMERSLACK, TIMER_ABSTIME, clock_nanosleep, cmsghdr, errno,
+                                    in6_pktinfo, iovec, mmsghdr, msghdr, prctl, recvmmsg, sendmmsg,
+                                    sockaddr, sockaddr_in, sockaddr_in6, socklen_t, time_t, timespec)
 
 
 cdef enum:

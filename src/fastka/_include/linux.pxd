@@ -30,7 +30,15 @@ cdef extern from "<time.h>" nogil:
         long tv_nsec
     enum:
         CLOCK_MONOTONIC
+        TIMER_ABSTIME
     int clock_gettime(int clk_id, timespec *tp)
+    int clock_nanosleep(int clk, int flags, const timespec *req, timespec *rem)
+
+
+cdef extern from "<sys/prctl.h>" nogil:
+    int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5)
+    enum:
+        PR_SET_TIMERSLACK
 
 
 cdef extern from "<unistd.h>" nogil:
@@ -203,8 +211,18 @@ cdef extern from "<sys/socket.h>" nogil:
     struct mmsghdr:
         msghdr msg_hdr
         unsigned int msg_len
+    struct cmsghdr:
+        size_t cmsg_len
+        int cmsg_level
+        int cmsg_type
+    cmsghdr *CMSG_FIRSTHDR(msghdr *m)
+    cmsghdr *CMSG_NXTHDR(msghdr *m, cmsghdr *c)
+    unsigned char *CMSG_DATA(cmsghdr *c)
+    size_t CMSG_SPACE(size_t n)
+    size_t CMSG_LEN(size_t n)
     enum:
         MSG_DONTWAIT
+        MSG_DONTROUTE
         MSG_TRUNC
         MSG_WAITFORONE
         SOL_SOCKET
@@ -235,7 +253,7 @@ cdef extern from "<netinet/in.h>" nogil:
     struct in_addr:
         in_addr_t s_addr
     struct in6_addr:
-        pass
+        unsigned char s6_addr[16]
     struct sockaddr_in:
         unsigned short sin_family
         in_port_t sin_port
@@ -246,6 +264,13 @@ cdef extern from "<netinet/in.h>" nogil:
         uint32_t sin6_flowinfo
         in6_addr sin6_addr
         uint32_t sin6_scope_id
+    struct in6_pktinfo:
+        in6_addr ipi6_addr
+        unsigned int ipi6_ifindex
+    enum:
+        IPPROTO_IPV6
+        IPV6_PKTINFO
+        IPV6_HOPLIMIT
     uint16_t htons(uint16_t x)
 
 
