@@ -35,6 +35,9 @@ from fastka.check.spec import (
 from fastka.loop import Loop
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from topology import ipvs_table  # noqa: E402
+
 PYTHON = sys.executable
 CLONE_NEWNET = 0x40000000
 VIP, VIP_DR = "10.0.0.10", "10.0.0.20"
@@ -80,24 +83,6 @@ def fetch(vip: str, n: int = 30) -> dict[str, int]:
 
     result: dict[str, int] = in_netns("client", go)
     return result
-
-
-def ipvs_table() -> dict[str, dict[str, int]]:
-    """/proc/net/ip_vs as {"TCP 10.0.0.10:80": {"10.1.0.11:80": weight}} (cheap: no exec)."""
-    table: dict[str, dict[str, int]] = {}
-    current: dict[str, int] | None = None
-
-    def hexaddr(h: str) -> str:
-        a, p = h.split(":")
-        return f"{socket.inet_ntoa(bytes.fromhex(a))}:{int(p, 16)}"
-
-    for line in Path("/proc/net/ip_vs").read_text().splitlines()[3:]:
-        parts = line.split()
-        if parts and parts[0] in ("TCP", "UDP", "SCTP"):
-            current = table.setdefault(f"{parts[0]} {hexaddr(parts[1])}", {})
-        elif parts and parts[0] == "->" and current is not None:
-            current[hexaddr(parts[1])] = int(parts[3])
-    return table
 
 
 class Servers:

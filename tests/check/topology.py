@@ -2,8 +2,14 @@
 
     client (10.0.0.100) --br-c-- director (10.0.0.1, VIPs 10.0.0.10/.20) --br-r-- rs1..rsN (10.1.0.11..)
 
-Used by ``test_uml_datapath.py`` and ``bench/compare/checks.py``.
+Used by ``test_uml_datapath.py`` and ``bench/compare/checks.py``; ``ipvs_table`` by the
+guest scripts ``guest_datapath.py`` and ``tests/daemon/guest_ipvs.py``.
 """
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
 
 # The data-path topology, as shell inside the guest:
 #   client (10.0.0.100) --br-c-- director (10.0.0.1, VIPs) --br-r-- rs1..rsN (10.1.0.11..)
@@ -36,3 +42,21 @@ for i in $(seq 1 {n_rs}); do
 done
 set +e
 """
+
+
+def ipvs_table() -> dict[str, dict[str, int]]:
+    """/proc/net/ip_vs as {"TCP 10.0.0.10:80": {"10.1.0.11:80": weight}} (cheap: no exec)."""
+    table: dict[str, dict[str, int]] = {}
+    current: dict[str, int] | None = None
+
+    def hexaddr(h: str) -> str:
+        a, p = h.split(":")
+        return f"{socket.inet_ntoa(bytes.fromhex(a))}:{int(p, 16)}"
+
+    for line in Path("/proc/net/ip_vs").read_text().splitlines()[3:]:
+        parts = line.split()
+        if parts and parts[0] in ("TCP", "UDP", "SCTP"):
+            current = table.setdefault(f"{parts[0]} {hexaddr(parts[1])}", {})
+        elif parts and parts[0] == "->" and current is not None:
+            current[hexaddr(parts[1])] = int(parts[3])
+    return table

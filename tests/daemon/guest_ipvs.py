@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,9 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "check"))
+from topology import ipvs_table  # noqa: E402
+
 PYTHON = sys.executable
 FASTKA = str(Path(PYTHON).parent / "fastka")
 KEY = "TCP 10.0.0.10:80"
@@ -55,23 +57,6 @@ virtual_server 10.0.0.10 80 {{
 CONF_A = config("10.1.0.11", "10.1.0.12")
 CONF_B = config("10.1.0.11", "10.1.0.12", "10.1.0.13")
 BROKEN = CONF_A.rstrip().rstrip("}")  # an unterminated block
-
-
-def ipvs_table() -> dict[str, dict[str, int]]:
-    table: dict[str, dict[str, int]] = {}
-    current: dict[str, int] | None = None
-
-    def hexaddr(h: str) -> str:
-        a, p = h.split(":")
-        return f"{socket.inet_ntoa(bytes.fromhex(a))}:{int(p, 16)}"
-
-    for line in Path("/proc/net/ip_vs").read_text().splitlines()[3:]:
-        parts = line.split()
-        if parts and parts[0] in ("TCP", "UDP", "SCTP"):
-            current = table.setdefault(f"{parts[0]} {hexaddr(parts[1])}", {})
-        elif parts and parts[0] == "->" and current is not None:
-            current[hexaddr(parts[1])] = int(parts[3])
-    return table
 
 
 class Sampler:
