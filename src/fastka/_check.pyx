@@ -24,7 +24,7 @@ cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.ref cimport Py_DECREF, Py_INCREF
-from libc.math cimport fabs, floor, sin
+from libc.math cimport fabs, floor, rint, sin
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcmp, memcpy, memset
 
@@ -40,7 +40,7 @@ from fastka._loop cimport (Loop, fk_io, fk_io_forget, fk_io_modify, fk_io_start,
 import logging
 
 from fastka._check_py import HttpUrl, reason_text, slow_head
-from fastka.check.base import Result
+from fastka.check.base import GRID_MAX as _GRID_MAX, GRID_MIN as _GRID_MIN, GRID_PER_DELAY as _GRID_PER_DELAY, Result
 
 from fastka._check_py import (MAX_BODY as _MAX_BODY, MAX_HEAD as _MAX_HEAD,
                               RECV_SIZE as _RECV_SIZE)
@@ -97,6 +97,7 @@ cdef enum:
 
 cdef Py_ssize_t MAX_HEAD = _MAX_HEAD
 cdef int64_t MAX_BODY = _MAX_BODY
+cdef double GRID_PER_DELAY = _GRID_PER_DELAY, GRID_MAX = _GRID_MAX, GRID_MIN = _GRID_MIN
 cdef int64_t NO_LENGTH = -1
 cdef int64_t BIG_LENGTH = (<int64_t>1) << 62
 assert RECV_SIZE == _RECV_SIZE
@@ -845,6 +846,19 @@ cdef void on_timer(fk_timer *t, void *data) noexcept:
         finish(c, E_TIMEOUT_EXCHANGE, 0)
 
 
+cdef inline double next_due(double start, double delay) noexcept nogil:
+    """fastka.check.base.next_due: start + delay rounded to the nearest point of a grid of
+    delay/64 (at most 1/64 s, none below 1 ms), so that checks due close together share
+    a loop wake-up. The same floating-point operations as the Python function (rint
+    rounds half to even, as round()), so the same result."""
+    cdef double grid = delay * GRID_PER_DELAY
+    if grid > GRID_MAX:
+        grid = GRID_MAX
+    if grid < GRID_MIN:
+        return start + delay
+    return rint((start + delay) / grid) * grid
+
+
 cdef void finish(Check c, int code, int arg) noexcept:
     """The attempt is over: absorb an expected verdict (and arm the next attempt), or
     report it to Python."""
@@ -867,7 +881,7 @@ cdef void finish(Check c, int code, int arg) noexcept:
             if code == E_DIGEST:
                 memcpy(c.last_md5, c.got_md5, 16)
         c.phase = ARMED
-        if fk_timer_start(c.loop, &c.timer, c.ended + c.delay) == 0:
+        if fk_timer_start(c.loop, &c.timer, next_due(c.ended, c.delay)) == 0:
             return
     # report
     c.phase = IDLE

@@ -45,7 +45,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from fastka.check.base import RECV_SIZE, Done, LoopLike, Result, Target, open_socket
+from fastka.check.base import RECV_SIZE, Done, LoopLike, Result, Target, next_due, open_socket
 from fastka.check.http import MAX_BODY, MAX_HEAD, find_head_end, parse_head, quick_parse_head
 
 __all__ = [
@@ -259,7 +259,7 @@ class Check:
                 self.step = (self.step + 1) % self._nsteps
             else:
                 self._last = (code, arg)
-            self._wait(self.ended + self.delay)
+            self._wait(next_due(self.ended, self.delay))
             return
         done = self._done
         self._done = None

@@ -503,3 +503,39 @@ def test_http_urls_mapping() -> None:
     assert http_urls(tgt, HttpParams(ssl=True)) is None
     assert http_urls(tgt, HttpParams(urls=(UrlSpec(regex="ok"),))) is None
     assert http_urls(tgt, HttpParams(urls=(UrlSpec(digest="xyz"),))) is None
+
+
+def test_absorbed_attempts_rearm_on_the_shared_grid(impl: ModuleType, loop: Loop) -> None:
+    """After an absorbed verdict the next attempt is at next_due(end, delay): on the grid
+    of delay/64 that lets checks due together share one loop wake-up."""
+    from fastka.check.base import next_due
+
+    server = Switchable()
+    try:
+        check = impl.Check(loop, target(server.port), T)
+        check.arm(loop.time(), 0, lambda r: None, 1, 1.0)
+        run_until(loop, lambda: check.absorbed >= 1)
+        assert check.active and check.when == next_due(check.ended, 1.0)
+        assert (check.when * 64).is_integer()  # grid 1/64 s
+        assert abs(check.when - (check.ended + 1.0)) <= 1 / 128
+        check.cancel()
+    finally:
+        server.off()
+
+
+@given(
+    start=st.floats(0, 1e7, allow_nan=False),
+    delay=st.one_of(st.floats(0, 3600, allow_nan=False), st.integers(0, 3600).map(float)),
+)
+def test_next_due(start: float, delay: float) -> None:
+    from fastka.check.base import GRID_MAX, next_due
+
+    due = next_due(start, delay)
+    grid = min(delay / 64, GRID_MAX)
+    if grid < 0.001:
+        assert due == start + delay
+    else:
+        assert abs(due - (start + delay)) <= grid / 2 + 1e-6
+        assert abs(due / grid - round(due / grid)) < 1e-6
+    if start * 64 == int(start * 64) and delay == int(delay):
+        assert due == start + delay  # on the grid already: exactly delay later

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from fastka.check.base import LoopLike, Probe, Result
+from fastka.check.base import LoopLike, Probe, Result, next_due
 from fastka.check.notify import Notifier
 from fastka.check.sink import DestSpec, IpvsSink
 from fastka.check.spec import CheckerSpec, RealServerSpec, ServiceSpec, VirtualServerSpec
@@ -151,7 +151,7 @@ class Checker(CheckerBase):
     def _schedule(self, delay: float, now: float | None = None) -> None:
         if self.timer is not None:
             self.timer.cancel()
-        self.due = (self.loop.time() if now is None else now) + delay
+        self.due = next_due(self.loop.time() if now is None else now, delay)
         self.timer = self.loop.call_at(self.due, self._run)
 
     def _run(self) -> None:
@@ -361,7 +361,7 @@ class SteadyChecker(Checker):
         self._fold()
         if now is None:
             now = self._ended if self._ended is not None else self.loop.time()
-        self.due = now + delay
+        self.due = next_due(now, delay)
         if not self.enabled:
             self.check.cancel()
             self._expect = -1
