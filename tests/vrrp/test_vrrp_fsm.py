@@ -320,3 +320,30 @@ def test_adverts_ignored_in_init_and_fault() -> None:
     inst, _io = make(priority=100)
     inst.on_advert(T0, A_LOW, 150, 1)  # not started: INIT
     assert inst.master_src is None
+
+
+def test_resumed_master_with_its_advert_already_sent() -> None:
+    """A restarted child sends every resumed MASTER's advert first (router), then starts
+    each: MASTER at once, addresses and GARPs, no second advert."""
+    inst, io = make(priority=150)
+    assert inst.resumes_at_once()
+    inst.start(T0, resume_master=True, advert_sent=True)
+    assert inst.state == State.MASTER
+    assert io.adverts() == []  # the router sent it
+    assert "add_addresses" in io.names() and "garp_master" in io.names()
+    # and without advert_sent the instance sends it itself, before its addresses
+    inst2, io2 = make(priority=150)
+    inst2.start(T0, resume_master=True)
+    assert io2.adverts() == [150] and io2.names().index("send_advert") < io2.names().index("add_addresses")
+
+
+def test_advert_sent_means_nothing_unless_resuming_at_once() -> None:
+    inst, io = make(priority=150)
+    inst.faults["interface:eth0"] = "interface eth0 down"
+    assert not inst.resumes_at_once()  # the router sends nothing early for it
+    backup, io2 = make(priority=150)
+    backup.start(T0, resume_master=False, advert_sent=True)
+    assert backup.state == State.BACKUP
+    backup.on_down_timer(T0 + 4)
+    assert backup.state == State.MASTER and io2.adverts() == [150]  # its own first advert
+    assert not backup.resumes_at_once()  # started already

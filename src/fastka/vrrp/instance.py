@@ -186,6 +186,7 @@ class Instance:
         self.down_deadline: float | None = None
         self.started = False
         self._resume_master = False
+        self._advert_sent = False  # start(advert_sent=True): the first MASTER advert is out
         self.last_transition: Transition | None = None
         self.transitions = 0
         # statistics (the engine counts adverts and drops)
@@ -251,14 +252,17 @@ class Instance:
         if self.sync is not None:
             self.sync.update(now, reason)
 
-    def start(self, now: float, *, resume_master: bool = False) -> None:
+    def start(self, now: float, *, resume_master: bool = False, advert_sent: bool = False) -> None:
         """Leave INIT after the trackers have been evaluated (``vrrp_init_state()``).
 
         ``resume_master``: this instance was MASTER in the previous incarnation of the
         process (a restarted child, a reload): become MASTER at once, first advert now,
-        instead of listening for a master-down interval (a fastka extension)."""
+        instead of listening for a master-down interval (a fastka extension).
+        ``advert_sent``: the caller has just sent that first advert (see
+        :meth:`resumes_at_once`)."""
         self.started = True
         self._resume_master = resume_master
+        self._advert_sent = advert_sent and resume_master
         if self.faults:
             self._enter_fault(now, self._fault_reason() + " (init)", init=True)
             return
@@ -269,10 +273,18 @@ class Instance:
             return
         self._leave_init(now)
 
+    def resumes_at_once(self) -> bool:
+        """Would ``start(now, resume_master=True)`` make this instance MASTER at once? A
+        restarted child with many MASTERs sends every one's advert before any of them
+        re-adds addresses and sends GARPs, so that no peer's master-down timer runs out."""
+        return not self.started and not self.faults and not self.init_pending and self.sync is None
+
     def _leave_init(self, now: float) -> None:
         if self._resume_master and (self.sync is None or all(m._resume_master for m in self.sync.members)):
-            self._become_master(now, "resumed as MASTER")
+            sent, self._advert_sent = self._advert_sent, False
+            self._become_master(now, "resumed as MASTER", advert_sent=sent)
             return
+        self._advert_sent = False
         if (
             self.owner
             and self.wantstate == State.MASTER
@@ -292,11 +304,12 @@ class Instance:
         self._arm_down(now + self.master_down_interval)
         self.io.notify(State.BACKUP, self.effective_priority)
 
-    def _become_master(self, now: float, reason: str) -> None:
+    def _become_master(self, now: float, reason: str, *, advert_sent: bool = False) -> None:
         """``vrrp_state_goto_master()`` + ``become_master()``: the advert first (the old
         master releases the VIPs before our GARPs), the VIPs, the GARPs -- the failover
         itself, before any bookkeeping or logging -- then the rest."""
-        self.io.send_advert(self.effective_priority)
+        if not advert_sent:
+            self.io.send_advert(self.effective_priority)
         self.io.add_addresses()
         self.io.garp_master()
         self.io.start_adverts()

@@ -1135,8 +1135,19 @@ class Router:
 
     def _start_instances(self, resume: dict[str, str]) -> None:
         now = self.loop.time()
+        # A restarted child's MASTERs advertise first, all of them, and only then re-add
+        # their addresses and send GARPs one by one: with a thousand instances that part
+        # takes longer than a peer's master-down interval.
+        early = [
+            s for s in self.slots.values() if resume.get(s.name) == "MASTER" and s.inst.resumes_at_once()
+        ]
+        for slot in early:
+            slot.send_advert(slot.inst.effective_priority)
+        sent = {slot.name for slot in early}
         for slot in self.slots.values():
-            slot.inst.start(now, resume_master=resume.get(slot.name) == "MASTER")
+            slot.inst.start(
+                now, resume_master=resume.get(slot.name) == "MASTER", advert_sent=slot.name in sent
+            )
         for grp in self.groups.values():
             grp.update(now, "startup")
         self.changed()
