@@ -48,6 +48,15 @@ def test_raw_address_dump_equals_pyroute2(lan: Lan) -> None:
     ll = raw.ipv6_link_local(index)
     assert isinstance(ll, IPv6Address) and ll.is_link_local
     assert ll == via_pyroute2.ipv6_link_local(index)
+    # every interface's source addresses from one dump: what the per-interface queries say
+    everything = raw.source_addresses(exclude=[IPv4Address("10.99.0.11")])
+    for i in (index, r1.ifindex("lo")):
+        assert everything[i] == (
+            raw.primary_ipv4(i, exclude=[IPv4Address("10.99.0.11")]),
+            raw.ipv6_link_local(i),
+        )
+    # 10.99.0.11 excluded: no global primary is left, so the first primary of any scope
+    assert everything[index][0] in (IPv4Address("10.98.0.101"), IPv4Address("10.99.0.103"))
     assert raw.target._ipr is None, "a query made pyroute2's IPRoute"
 
 

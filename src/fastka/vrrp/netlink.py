@@ -178,6 +178,26 @@ def address_flags(ip: IpAddress) -> tuple[int, int | None]:
     return flags, preferred
 
 
+def _primary_ipv4(addrs: Iterable[AddressInfo], skip: set[IPAddressT]) -> IPv4Address | None:
+    """The first global-scope primary not in ``skip``, else the first primary of any scope."""
+    first = None
+    for a in addrs:
+        ip = a.ip
+        if isinstance(ip, IPv4Address) and not a.secondary and ip not in skip:
+            if a.scope == 0:
+                return ip
+            if first is None:
+                first = ip
+    return first
+
+
+def _link_local6(addrs: Iterable[AddressInfo]) -> IPv6Address | None:
+    for a in addrs:
+        if isinstance(a.ip, IPv6Address) and a.ip.is_link_local and not a.tentative:
+            return a.ip
+    return None
+
+
 def _scope(scope: str | int | None) -> int | None:
     if scope is None or isinstance(scope, int):
         return scope
@@ -528,16 +548,19 @@ class Netlink:
         """The interface's primary IPv4 address: the first global-scope address that is not
         a secondary (the kernel lists host- and link-scope primaries first), else the first
         primary of any scope. ``exclude`` leaves out addresses (our own VIPs)."""
+        return _primary_ipv4(self.addresses(ifindex, socket.AF_INET), set(exclude))
+
+    def source_addresses(
+        self, *, exclude: Iterable[IPAddressT] = ()
+    ) -> dict[int, tuple[IPv4Address | None, IPv6Address | None]]:
+        """Every interface's :meth:`primary_ipv4` and :meth:`ipv6_link_local` from one
+        address dump (a thousand instances on four interfaces asked for eight dumps of
+        every address, VIPs included, at start)."""
         skip = set(exclude)
-        primaries = [
-            a
-            for a in self.addresses(ifindex, socket.AF_INET)
-            if not a.secondary and isinstance(a.ip, IPv4Address) and a.ip not in skip
-        ]
-        for a in primaries:
-            if a.scope == 0 and isinstance(a.ip, IPv4Address):
-                return a.ip
-        return primaries[0].ip if primaries and isinstance(primaries[0].ip, IPv4Address) else None
+        by_index: dict[int, list[AddressInfo]] = {}
+        for a in self.addresses():
+            by_index.setdefault(a.ifindex, []).append(a)
+        return {i: (_primary_ipv4(addrs, skip), _link_local6(addrs)) for i, addrs in by_index.items()}
 
     def _dump_addresses(self, family: int) -> list[AddressInfo]:
         """``RTM_GETADDR`` dump on the raw socket, decoded as :func:`_address_info` does
@@ -580,10 +603,7 @@ class Netlink:
 
     def ipv6_link_local(self, ifindex: int) -> IPv6Address | None:
         """The interface's first usable (not tentative) IPv6 link-local address."""
-        for a in self.addresses(ifindex, socket.AF_INET6):
-            if isinstance(a.ip, IPv6Address) and a.ip.is_link_local and not a.tentative:
-                return a.ip
-        return None
+        return _link_local6(self.addresses(ifindex, socket.AF_INET6))
 
     def has_address(self, address: IPAddressT, ifindex: int | None = None) -> bool:
         return any(a.ip == address for a in self.addresses(ifindex, _family(address)))

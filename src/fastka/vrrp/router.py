@@ -854,15 +854,18 @@ class Router:
             if iface.index is None:
                 iface.primary4 = iface.link_local6 = None
             return
+        # one dump for every interface whose addresses are not known (at start: all)
         try:
-            p4 = self.netlink.primary_ipv4(iface.index, exclude=self._our_vips)
-            ll6 = self.netlink.ipv6_link_local(iface.index)
+            found = self.netlink.source_addresses(exclude=self._our_vips)
         except NetlinkOpError as exc:
             log.warning("cannot read the addresses of %s: %s", iface.name, exc)
             return
-        iface.primary4 = p4.packed if p4 is not None else None
-        iface.link_local6 = ll6.packed if ll6 is not None else None
-        iface.addrs_valid = True
+        for i in self.ifaces.values():
+            if i.index is not None and not i.addrs_valid:
+                p4, ll6 = found.get(i.index, (None, None))
+                i.primary4 = p4.packed if p4 is not None else None
+                i.link_local6 = ll6.packed if ll6 is not None else None
+                i.addrs_valid = True
 
     def address_op(self, add: bool, what: str, vip: IpAddress, ifname: str) -> bool | None:
         """Add or remove one VIP (the fast rtnetlink path; pyroute2 when it is not open):
