@@ -341,6 +341,9 @@ def test_advert_sent_means_nothing_unless_resuming_at_once() -> None:
     inst, io = make(priority=150)
     inst.faults["interface:eth0"] = "interface eth0 down"
     assert not inst.resumes_at_once()  # the router sends nothing early for it
+    inst.start(T0, resume_master=True, advert_sent=True)  # a caller that sent one anyway
+    assert inst.state == State.FAULT and io.adverts() == []
+    assert not inst._advert_sent  # when it becomes MASTER later, it sends its own advert
     backup, io2 = make(priority=150)
     backup.start(T0, resume_master=False, advert_sent=True)
     assert backup.state == State.BACKUP

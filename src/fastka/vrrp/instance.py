@@ -260,9 +260,11 @@ class Instance:
         instead of listening for a master-down interval (a fastka extension).
         ``advert_sent``: the caller has just sent that first advert (see
         :meth:`resumes_at_once`)."""
+        # only meaningful when this start makes it MASTER at once (else the advert it
+        # sends on becoming MASTER later must not be skipped)
+        self._advert_sent = advert_sent and resume_master and self.resumes_at_once()
         self.started = True
         self._resume_master = resume_master
-        self._advert_sent = advert_sent and resume_master
         if self.faults:
             self._enter_fault(now, self._fault_reason() + " (init)", init=True)
             return
