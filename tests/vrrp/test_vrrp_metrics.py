@@ -63,3 +63,24 @@ def test_peers_in_the_status_table() -> None:
     assert "VRRP peers (accepted adverts)" in text
     row = next(line for line in text.splitlines() if "10.0.0.2" in line)
     assert row.split()[:4] == ["VI_1", "10.0.0.2", "10", "150"]
+
+
+def test_status_lists_what_each_instance_tracks() -> None:
+    """One pass over the trackers serves the whole snapshot, in tracker order."""
+    from types import SimpleNamespace as NS
+
+    from fastka.vrrp.subsystem import VrrpSubsystem
+
+    a, b = object(), object()
+    trackers = [
+        NS(kind="script", name="chk", up=True, users=[NS(instance=a, weight=-20), NS(instance=b, weight=0)]),
+        NS(kind="interface", name="eth1", up=False, users=[NS(instance=a, weight=10)]),
+    ]
+    sub = VrrpSubsystem()
+    sub.router = NS(trackers=NS(all=lambda: trackers))  # type: ignore[assignment]
+    got = sub._tracked_by_instance()
+    assert got[id(a)] == [
+        {"type": "script", "name": "chk", "up": True, "weight": -20},
+        {"type": "interface", "name": "eth1", "up": False, "weight": 10},
+    ]
+    assert got[id(b)] == [{"type": "script", "name": "chk", "up": True, "weight": 0}]

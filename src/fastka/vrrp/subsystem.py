@@ -88,7 +88,19 @@ class VrrpSubsystem(SubsystemBase):
             return None
         return {"time": self._wall(t.time), "from": t.old.name, "to": t.new.name, "reason": t.reason}
 
-    def _instance_status(self, slot: Slot) -> VrrpInstance:
+    def _tracked_by_instance(self) -> dict[int, list[TrackedRef]]:
+        """What each instance tracks, by ``id()`` of the instance: one pass over the
+        trackers for the whole snapshot (a pass per instance was quadratic)."""
+        out: dict[int, list[TrackedRef]] = {}
+        if self.router is not None and self.router.trackers is not None:
+            for tr in self.router.trackers.all():
+                for u in tr.users:
+                    out.setdefault(id(u.instance), []).append(
+                        {"type": tr.kind, "name": tr.name, "up": tr.up, "weight": u.weight}
+                    )
+        return out
+
+    def _instance_status(self, slot: Slot, tracked_by: dict[int, list[TrackedRef]]) -> VrrpInstance:
         assert self.router is not None
         inst = slot.inst
         cfg = slot.cfg
@@ -111,12 +123,7 @@ class VrrpSubsystem(SubsystemBase):
                 for src, (n, prio, seen) in sorted(st.peers.items())
             ],
         }
-        tracked: list[TrackedRef] = []
-        if self.router.trackers is not None:
-            for tr in self.router.trackers.all():
-                for u in tr.users:
-                    if u.instance is inst:
-                        tracked.append({"type": tr.kind, "name": tr.name, "up": tr.up, "weight": u.weight})
+        tracked = tracked_by.get(id(inst), [])
         master = inst.master_src
         return {
             "name": cfg.name,
@@ -145,8 +152,9 @@ class VrrpSubsystem(SubsystemBase):
         r = self.router
         if r is None:
             return {"instances": [], "sync_groups": [], "tracked": []}
+        tracked_by = self._tracked_by_instance()
         return {
-            "instances": [self._instance_status(s) for s in r.slots.values()],
+            "instances": [self._instance_status(s, tracked_by) for s in r.slots.values()],
             "sync_groups": [
                 {
                     "name": g.name,
@@ -170,8 +178,9 @@ class VrrpSubsystem(SubsystemBase):
         if r is None:
             return ""
         lines = ["------< VRRP Topology >------"]
+        tracked_by = self._tracked_by_instance()
         for s in r.slots.values():
-            d = self._instance_status(s)
+            d = self._instance_status(s, tracked_by)
             inst = s.inst
             lines += [
                 f" VRRP Instance = {d['name']}",
@@ -262,8 +271,9 @@ class VrrpSubsystem(SubsystemBase):
         if r is None:
             return []
         out = []
+        tracked_by = self._tracked_by_instance()
         for s in r.slots.values():
-            d = self._instance_status(s)
+            d = self._instance_status(s, tracked_by)
             out.append({"data": {k: v for k, v in d.items() if k != "stats"}, "stats": d["stats"]})
         return json.loads(json.dumps(out, default=str))
 
