@@ -109,6 +109,7 @@ class DummySubsystem(SubsystemBase):
         self.config: DummyConfig | None = None
         self.reloads = 0
         self.adverts = 0
+        self.stats_calls = 0  # numbers each stats text, so a test knows which one it reads
         self.resumed: Any = None
 
     def _behaviour(self) -> Mapping[str, Any]:
@@ -273,7 +274,8 @@ class DummySubsystem(SubsystemBase):
         return head + "x" * 2_000_000 + "\nEND\n"
 
     def stats(self, clear: bool) -> str:
-        text = f"dummy {self.role} stats pid {os.getpid()} adverts {self.adverts}\n"
+        self.stats_calls += 1
+        text = f"dummy {self.role} stats pid {os.getpid()} call {self.stats_calls} adverts {self.adverts}\n"
         if clear:
             self.adverts = 0
         return text

@@ -40,7 +40,7 @@ def test_usr1_dumps_parent_and_children(fastka: Make) -> None:
 
 def test_usr2_json_and_stats_clear_go_to_vrrp_only(fastka: Make) -> None:
     fk = fastka().start()
-    time.sleep(0.3)  # let the dummy count some adverts
+    time.sleep(1.0)  # let the dummy count some adverts (one per 50 ms)
     fk.kill(signal.SIGUSR2)
     stats = fk.tmp / "keepalived.stats"
     wait_for(stats.exists, what="stats file")
@@ -49,13 +49,19 @@ def test_usr2_json_and_stats_clear_go_to_vrrp_only(fastka: Make) -> None:
     js = fk.tmp / "keepalived.json"
     wait_for(js.exists, what="json file")
     assert json.loads(js.read_text())[0]["data"]["iname"] == "VI_1"
-    adverts = int(stats.read_text().split()[-1])
-    assert adverts > 0
-    fk.kill(SIGNAL_FUNCTIONS["STATS_CLEAR"])
-    wait_for(lambda: int(stats.read_text().split()[-1]) != adverts, what="second stats")
+
+    def call_and_adverts() -> tuple[int, int]:
+        words = stats.read_text().split()  # "... call N adverts M"
+        return int(words[-3]), int(words[-1])
+
+    assert call_and_adverts()[0] == 1 and call_and_adverts()[1] > 0
+    fk.kill(SIGNAL_FUNCTIONS["STATS_CLEAR"])  # writes the counters, then zeroes them
+    wait_for(lambda: call_and_adverts()[0] == 2, what="second stats")
+    before_clear = call_and_adverts()[1]
+    assert before_clear >= 10  # 50 ms ticks since the start
     fk.kill(signal.SIGUSR2)
-    time.sleep(0.3)
-    wait_for(lambda: int(stats.read_text().split()[-1]) < adverts, what="cleared counters")
+    wait_for(lambda: call_and_adverts()[0] == 3, what="third stats")
+    assert call_and_adverts()[1] < before_clear, "the counters were not cleared"
     # the checker child ignores what Keepalived's checker ignores, and stays alive
     checker = fk.child_pid("checker")
     assert checker
