@@ -24,7 +24,7 @@ cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.ref cimport Py_DECREF, Py_INCREF
-from libc.math cimport fabs, floor, rint, sin
+from libc.math cimport rint
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcmp, memcpy, memset
 
@@ -34,6 +34,7 @@ from fastka._include.linux cimport (AF_INET, AF_INET6, EAGAIN, EINPROGRESS, EINT
                                     SOL_SOCKET, bind, close, connect, errno, getsockopt, htons,
                                     inet_pton, recv, send, setsockopt, sockaddr, sockaddr_in,
                                     sockaddr_in6, sockaddr_storage, socket, socklen_t, ssize_t)
+from fastka._include.md5 cimport fk_md5_final, fk_md5_init, fk_md5_t, fk_md5_update
 from fastka._loop cimport (Loop, fk_io, fk_io_forget, fk_io_modify, fk_io_start, fk_now, fk_timer,
                            fk_timer_init, fk_timer_start, fk_timer_stop)
 
@@ -108,110 +109,17 @@ cdef char scratch[RECV_SIZE]
 cdef object _OK_RESULT = Result(True)
 
 
-# --- MD5 (RFC 1321), for HTTP_GET digests -----------------------------------------------
-
-cdef struct md5_t:
-    uint32_t h[4]
-    uint64_t n          # bytes hashed
-    uint8_t buf[64]
-
-cdef uint32_t MD5_K[64]
-cdef int MD5_R[16]
-
-cdef void md5_tables() noexcept:
-    # K[i] = floor(|sin(i + 1)| * 2^32), as the RFC defines it; per-round rotations
-    cdef int i
-    for i in range(64):
-        MD5_K[i] = <uint32_t>floor(fabs(sin(<double>(i + 1))) * 4294967296.0)
-    for i, r in enumerate((7, 12, 17, 22, 5, 9, 14, 20, 4, 11, 16, 23, 6, 10, 15, 21)):
-        MD5_R[i] = r
-
-md5_tables()
-
-cdef inline uint32_t rotl(uint32_t x, int c) noexcept nogil:
-    return (x << c) | (x >> (32 - c))
-
-cdef void md5_block(uint32_t *h, const uint8_t *p) noexcept nogil:
-    cdef uint32_t m[16]
-    cdef uint32_t a = h[0], b = h[1], c = h[2], d = h[3], f, t
-    cdef int i, g
-    for i in range(16):
-        m[i] = (<uint32_t>p[4 * i] | (<uint32_t>p[4 * i + 1] << 8) | (<uint32_t>p[4 * i + 2] << 16)
-                | (<uint32_t>p[4 * i + 3] << 24))
-    for i in range(64):
-        if i < 16:
-            f = (b & c) | (~b & d)
-            g = i
-        elif i < 32:
-            f = (d & b) | (~d & c)
-            g = (5 * i + 1) & 15
-        elif i < 48:
-            f = b ^ c ^ d
-            g = (3 * i + 5) & 15
-        else:
-            f = c ^ (b | ~d)
-            g = (7 * i) & 15
-        t = d
-        d = c
-        c = b
-        b = b + rotl(a + f + MD5_K[i] + m[g], MD5_R[(i >> 4) * 4 + (i & 3)])
-        a = t
-    h[0] += a
-    h[1] += b
-    h[2] += c
-    h[3] += d
-
-cdef void md5_init(md5_t *s) noexcept nogil:
-    s.h[0] = 0x67452301
-    s.h[1] = 0xefcdab89
-    s.h[2] = 0x98badcfe
-    s.h[3] = 0x10325476
-    s.n = 0
-
-cdef void md5_update(md5_t *s, const uint8_t *p, size_t n) noexcept nogil:
-    cdef size_t have = s.n & 63, take
-    s.n += n
-    if have:
-        take = 64 - have
-        if take > n:
-            take = n
-        memcpy(&s.buf[have], p, take)
-        p += take
-        n -= take
-        if have + take < 64:
-            return
-        md5_block(s.h, s.buf)
-    while n >= 64:
-        md5_block(s.h, p)
-        p += 64
-        n -= 64
-    if n:
-        memcpy(s.buf, p, n)
-
-cdef void md5_final(md5_t *s, uint8_t *out) noexcept nogil:
-    cdef uint64_t bits = s.n * 8
-    cdef uint8_t pad[72]
-    cdef size_t have = s.n & 63
-    cdef size_t padlen = 56 - have if have < 56 else 120 - have
-    cdef int i
-    memset(pad, 0, sizeof(pad))
-    pad[0] = 0x80
-    for i in range(8):
-        pad[padlen + i] = <uint8_t>(bits >> (8 * i))
-    md5_update(s, pad, padlen + 8)
-    for i in range(16):
-        out[i] = <uint8_t>(s.h[i >> 2] >> (8 * (i & 3)))
-
+# --- MD5 (fastka._include.md5), for HTTP_GET digests ---------------------------------------
 
 def md5(data) -> bytes:
     """MD5 of ``data`` with this module's C code (a test hook: hashlib is the reference)."""
     cdef const uint8_t[::1] view = memoryview(data).cast("B")
-    cdef md5_t s
+    cdef fk_md5_t s
     cdef uint8_t out[16]
-    md5_init(&s)
+    fk_md5_init(&s)
     if view.shape[0]:
-        md5_update(&s, &view[0], view.shape[0])
-    md5_final(&s, out)
+        fk_md5_update(&s, &view[0], view.shape[0])
+    fk_md5_final(&s, out)
     return PyBytes_FromStringAndSize(<char *>out, 16)
 
 
@@ -431,7 +339,7 @@ cdef class Check:
     cdef int status
     cdef int64_t length
     cdef int64_t body_len
-    cdef md5_t md5
+    cdef fk_md5_t md5
     cdef uint8_t got_md5[16]
 
     def __cinit__(self, *args, **kwargs):
@@ -788,7 +696,7 @@ cdef void head_done(Check c, const char *p, Py_ssize_t end, Py_ssize_t n) noexce
     if not u.has_digest:
         finish(c, OK, 0)
         return
-    md5_init(&c.md5)
+    fk_md5_init(&c.md5)
     if n > end or length == 0:
         on_body(c, p + end, n - end)
 
@@ -823,13 +731,13 @@ cdef void on_body(Check c, const char *p, Py_ssize_t n) noexcept:
     if c.body_len > MAX_BODY:
         finish(c, E_BODY_TOO_LARGE, 0)
         return
-    md5_update(&c.md5, <const uint8_t *>p, n)
+    fk_md5_update(&c.md5, <const uint8_t *>p, n)
     if c.length != NO_LENGTH and c.body_len >= c.length:
         complete(c)
 
 
 cdef void complete(Check c) noexcept:
-    md5_final(&c.md5, c.got_md5)
+    fk_md5_final(&c.md5, c.got_md5)
     if memcmp(c.got_md5, c.url.digest, 16) != 0:
         finish(c, E_DIGEST, 0)
     else:

@@ -20,6 +20,8 @@ from libc.stdint cimport int16_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcmp, memcpy, memset
 
+from fastka._include.md5 cimport fk_md5_final, fk_md5_init, fk_md5_t, fk_md5_update
+
 import ipaddress as _ipaddress
 from functools import partial
 
@@ -383,136 +385,30 @@ cdef uint16_t vrrp_update_priority(uint8_t *msg, int priority) noexcept nogil:
 
 # ============================================================================ HMAC-MD5 (RFC 1321, RFC 2104)
 
-ctypedef struct _md5_t:
-    uint32_t h[4]
-    uint64_t total
-    uint8_t buf[64]
-    Py_ssize_t fill
-
-cdef uint32_t[64] _MD5_K = [
-    0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613, 0xfd469501,
-    0x698098d8, 0x8b44f7af, 0xffff5bb1, 0x895cd7be, 0x6b901122, 0xfd987193, 0xa679438e, 0x49b40821,
-    0xf61e2562, 0xc040b340, 0x265e5a51, 0xe9b6c7aa, 0xd62f105d, 0x02441453, 0xd8a1e681, 0xe7d3fbc8,
-    0x21e1cde6, 0xc33707d6, 0xf4d50d87, 0x455a14ed, 0xa9e3e905, 0xfcefa3f8, 0x676f02d9, 0x8d2a4c8a,
-    0xfffa3942, 0x8771f681, 0x6d9d6122, 0xfde5380c, 0xa4beea44, 0x4bdecfa9, 0xf6bb4b60, 0xbebfbc70,
-    0x289b7ec6, 0xeaa127fa, 0xd4ef3085, 0x04881d05, 0xd9d4d039, 0xe6db99e5, 0x1fa27cf8, 0xc4ac5665,
-    0xf4292244, 0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92, 0xffeff47d, 0x85845dd1,
-    0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb, 0xeb86d391,
-]
-cdef uint8_t[64] _MD5_S = [
-    7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22, 7, 12, 17, 22,
-    5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20, 5, 9, 14, 20,
-    4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23, 4, 11, 16, 23,
-    6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21, 6, 10, 15, 21,
-]
-
-
-cdef void _md5_block(uint32_t *h, const uint8_t *blk) noexcept nogil:
-    cdef uint32_t m[16]
-    cdef uint32_t a = h[0], b = h[1], c = h[2], d = h[3], f, t
-    cdef int i, g
-    for i in range(16):
-        m[i] = (<uint32_t>blk[4 * i] | (<uint32_t>blk[4 * i + 1] << 8)
-                | (<uint32_t>blk[4 * i + 2] << 16) | (<uint32_t>blk[4 * i + 3] << 24))
-    for i in range(64):
-        if i < 16:
-            f = (b & c) | (~b & d)
-            g = i
-        elif i < 32:
-            f = (d & b) | (~d & c)
-            g = (5 * i + 1) & 15
-        elif i < 48:
-            f = b ^ c ^ d
-            g = (3 * i + 5) & 15
-        else:
-            f = c ^ (b | ~d)
-            g = (7 * i) & 15
-        f = f + a + _MD5_K[i] + m[g]
-        t = d
-        d = c
-        c = b
-        b = b + ((f << _MD5_S[i]) | (f >> (32 - _MD5_S[i])))
-        a = t
-    h[0] += a
-    h[1] += b
-    h[2] += c
-    h[3] += d
-
-
-cdef void _md5_init(_md5_t *c) noexcept nogil:
-    c.h[0] = 0x67452301
-    c.h[1] = 0xefcdab89
-    c.h[2] = 0x98badcfe
-    c.h[3] = 0x10325476
-    c.total = 0
-    c.fill = 0
-
-
-cdef void _md5_update(_md5_t *c, const uint8_t *p, Py_ssize_t n) noexcept nogil:
-    cdef Py_ssize_t take
-    c.total += <uint64_t>n
-    if c.fill:
-        take = 64 - c.fill
-        if take > n:
-            take = n
-        memcpy(c.buf + c.fill, p, take)
-        c.fill += take
-        p += take
-        n -= take
-        if c.fill < 64:
-            return
-        _md5_block(c.h, c.buf)
-        c.fill = 0
-    while n >= 64:
-        _md5_block(c.h, p)
-        p += 64
-        n -= 64
-    if n:
-        memcpy(c.buf, p, n)
-        c.fill = n
-
-
-cdef void _md5_final(_md5_t *c, uint8_t *out) noexcept nogil:
-    cdef uint8_t pad[72]
-    cdef uint64_t bits = c.total * 8
-    cdef Py_ssize_t padlen = (56 - c.fill) if c.fill < 56 else (120 - c.fill)
-    cdef int i
-    memset(pad, 0, sizeof(pad))
-    pad[0] = 0x80
-    for i in range(8):
-        pad[padlen + i] = <uint8_t>(bits >> (8 * i))
-    _md5_update(c, pad, padlen + 8)
-    for i in range(4):
-        out[4 * i] = <uint8_t>c.h[i]
-        out[4 * i + 1] = <uint8_t>(c.h[i] >> 8)
-        out[4 * i + 2] = <uint8_t>(c.h[i] >> 16)
-        out[4 * i + 3] = <uint8_t>(c.h[i] >> 24)
-
-
 cdef void _hmac_md5(const uint8_t *key, Py_ssize_t klen, const uint8_t *p1, Py_ssize_t n1,
                     const uint8_t *p2, Py_ssize_t n2, const uint8_t *p3, Py_ssize_t n3,
                     uint8_t *out) noexcept nogil:
     # RFC 2104 with a key of at most one block (Keepalived's is the 8-byte auth_pass)
     cdef uint8_t k[64]
     cdef uint8_t inner[16]
-    cdef _md5_t c
+    cdef fk_md5_t c
     cdef int i
     memset(k, 0, 64)
     memcpy(k, key, klen)
     for i in range(64):
         k[i] ^= 0x36
-    _md5_init(&c)
-    _md5_update(&c, k, 64)
-    _md5_update(&c, p1, n1)
-    _md5_update(&c, p2, n2)
-    _md5_update(&c, p3, n3)
-    _md5_final(&c, inner)
+    fk_md5_init(&c)
+    fk_md5_update(&c, k, 64)
+    fk_md5_update(&c, p1, n1)
+    fk_md5_update(&c, p2, n2)
+    fk_md5_update(&c, p3, n3)
+    fk_md5_final(&c, inner)
     for i in range(64):
         k[i] ^= 0x36 ^ 0x5c
-    _md5_init(&c)
-    _md5_update(&c, k, 64)
-    _md5_update(&c, inner, 16)
-    _md5_final(&c, out)
+    fk_md5_init(&c)
+    fk_md5_update(&c, k, 64)
+    fk_md5_update(&c, inner, 16)
+    fk_md5_final(&c, out)
 
 
 cdef inline bint _is_mcast(const uint8_t *a, int alen) noexcept nogil:
