@@ -256,6 +256,23 @@ def _discard_pending(signum: int) -> None:
         pass
 
 
+def _read_datagram_or_report(
+    fd: int, bufsize: int, error_callback: Callable[[OSError], object] | None
+) -> bytes | None:
+    """One datagram, or None: nothing there, or a read error (given to ``error_callback``,
+    else logged at debug level)."""
+    try:
+        return os.read(fd, bufsize)
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError as e:
+        if error_callback is not None:
+            error_callback(e)
+        else:
+            logger.debug("datagram reader on fd %d: %s", fd, e)
+        return None
+
+
 class Loop:
     """One scheduler per process: epoll, timers, signals, children, thread wake-ups.
 
@@ -563,15 +580,8 @@ class Loop:
     def _read_datagram_batch(
         self, fd: int, group: list[Any], error_callback: Callable[[OSError], object] | None, bufsize: int
     ) -> None:
-        try:
-            data = os.read(fd, bufsize)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as e:
-            if error_callback is not None:
-                error_callback(e)
-            else:
-                logger.debug("datagram reader on fd %d: %s", fd, e)
+        data = _read_datagram_or_report(fd, bufsize, error_callback)
+        if data is None:
             return
         if not group[1]:
             self._dgram_queue.append(group)
@@ -601,15 +611,8 @@ class Loop:
         error_callback: Callable[[OSError], object] | None,
         bufsize: int,
     ) -> None:
-        try:
-            data = os.read(fd, bufsize)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as e:
-            if error_callback is not None:
-                error_callback(e)
-            else:
-                logger.debug("datagram reader on fd %d: %s", fd, e)
+        data = _read_datagram_or_report(fd, bufsize, error_callback)
+        if data is None:
             return
         try:
             callback(*args, data)
