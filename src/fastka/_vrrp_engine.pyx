@@ -327,6 +327,23 @@ cdef class _Receiver:
 
 # ---------------------------------------------------------------------------- C callbacks
 
+cdef inline void _pktinfo6(msghdr *m, uint8_t *cbuf, _Slot s) noexcept:
+    """The IPV6_PKTINFO control message of an IPv6 advert (our source address and
+    interface) in ``cbuf`` (CBUF bytes), attached to ``m``."""
+    cdef cmsghdr *cm
+    cdef in6_pktinfo *pi
+    memset(cbuf, 0, CBUF)
+    m.msg_control = cbuf
+    m.msg_controllen = CMSG_SPACE(sizeof(in6_pktinfo))
+    cm = CMSG_FIRSTHDR(m)
+    cm.cmsg_level = IPPROTO_IPV6
+    cm.cmsg_type = IPV6_PKTINFO
+    cm.cmsg_len = CMSG_LEN(sizeof(in6_pktinfo))
+    pi = <in6_pktinfo *>CMSG_DATA(cm)
+    memcpy(pi.ipi6_addr.s6_addr, s.src, 16)
+    pi.ipi6_ifindex = s.ifindex
+
+
 cdef inline void _stamp(_Slot s, uint8_t *p) noexcept:
     """Per-send fields of an IPv4 packet: the next IP ID, the AH sequence number and ICV,
     and (link-layer path, where the kernel adds nothing) the header checksum."""
@@ -688,8 +705,6 @@ cdef class Engine:
         cdef int i
         cdef uint8_t *p
         cdef msghdr *m
-        cdef cmsghdr *cm
-        cdef in6_pktinfo *pi
         if s.fd < 0 or s.ndst == 0 or s.pkts == NULL:
             return
         s.last_sent = fk_now(self.loop)
@@ -720,16 +735,7 @@ cdef class Engine:
                 m.msg_controllen = 0
             else:
                 m.msg_namelen = sizeof(sockaddr_in6)
-                m.msg_control = self.qcbuf[self.nq]
-                m.msg_controllen = CMSG_SPACE(sizeof(in6_pktinfo))
-                memset(self.qcbuf[self.nq], 0, CBUF)
-                cm = CMSG_FIRSTHDR(m)
-                cm.cmsg_level = IPPROTO_IPV6
-                cm.cmsg_type = IPV6_PKTINFO
-                cm.cmsg_len = CMSG_LEN(sizeof(in6_pktinfo))
-                pi = <in6_pktinfo *>CMSG_DATA(cm)
-                memcpy(pi.ipi6_addr.s6_addr, s.src, 16)
-                pi.ipi6_ifindex = s.ifindex
+                _pktinfo6(m, self.qcbuf[self.nq], s)
             self.qfd[self.nq] = s.fd
             self.qflags[self.nq] = MSG_DONTROUTE if s.multicast and not s.link_len else 0
             Py_INCREF(s)
@@ -745,8 +751,6 @@ cdef class Engine:
         cdef mmsghdr mm
         cdef iovec iov
         cdef uint8_t cb[CBUF]
-        cdef cmsghdr *cm
-        cdef in6_pktinfo *pi
         cdef int rc
         if s.plen > <Py_ssize_t>sizeof(buf):
             return
@@ -765,16 +769,7 @@ cdef class Engine:
             mm.msg_hdr.msg_namelen = sizeof(sockaddr_in)
         else:
             mm.msg_hdr.msg_namelen = sizeof(sockaddr_in6)
-            memset(cb, 0, CBUF)
-            mm.msg_hdr.msg_control = cb
-            mm.msg_hdr.msg_controllen = CMSG_SPACE(sizeof(in6_pktinfo))
-            cm = CMSG_FIRSTHDR(&mm.msg_hdr)
-            cm.cmsg_level = IPPROTO_IPV6
-            cm.cmsg_type = IPV6_PKTINFO
-            cm.cmsg_len = CMSG_LEN(sizeof(in6_pktinfo))
-            pi = <in6_pktinfo *>CMSG_DATA(cm)
-            memcpy(pi.ipi6_addr.s6_addr, s.src, 16)
-            pi.ipi6_ifindex = s.ifindex
+            _pktinfo6(&mm.msg_hdr, cb, s)
         rc = sendmmsg(s.fd, &mm, 1, MSG_DONTROUTE if s.multicast and not s.link_len else 0)
         if rc == 1:
             s.sent += 1
