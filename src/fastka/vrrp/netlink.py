@@ -583,21 +583,8 @@ class Netlink:
                         if err:
                             raise NetlinkOpError(err, "dump addresses")
                         continue
-                    if mtype != _RTM_NEWADDR or end - off < _IFADDRMSG.size:
-                        continue
-                    fam, prefixlen, flags, scope, index = _IFADDRMSG.unpack_from(data, off)
-                    attrs = _rtattrs(data, off + _IFADDRMSG.size, end)
-                    raw = attrs.get(_IFA_LOCAL) or attrs.get(_IFA_ADDRESS)
-                    if raw is None or len(raw) != (4 if fam == socket.AF_INET else 16):
-                        continue
-                    if _IFA_FLAGS in attrs and len(attrs[_IFA_FLAGS]) >= 4:
-                        flags = _U32.unpack_from(attrs[_IFA_FLAGS])[0]
-                    label = (
-                        attrs[_IFA_LABEL].rstrip(b"\0").decode(errors="replace")
-                        if _IFA_LABEL in attrs
-                        else None
-                    )
-                    out.append(AddressInfo(index, _interface(raw, prefixlen), scope, flags, label))
+                    if mtype == _RTM_NEWADDR and (a := _ifaddr(data, off, end)) is not None:
+                        out.append(a)
         except OSError as e:
             raise NetlinkOpError(e.errno or _errno.EIO, "dump addresses") from e
 
@@ -1023,6 +1010,24 @@ _IFA_ADDRESS, _IFA_LOCAL, _IFA_LABEL, _IFA_FLAGS = 1, 2, 3, 8
 
 
 @functools.lru_cache(maxsize=4096)
+def _ifaddr(data: bytes, off: int, end: int) -> AddressInfo | None:
+    """One ``ifaddrmsg`` with its attributes (an RTM_NEWADDR/DELADDR payload), as
+    :func:`_address_info` decodes pyroute2's; None for other families or no address."""
+    if end - off < _IFADDRMSG.size:
+        return None
+    family, prefixlen, flags, scope, index = _IFADDRMSG.unpack_from(data, off)
+    if family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    attrs = _rtattrs(data, off + _IFADDRMSG.size, end)
+    raw = attrs.get(_IFA_LOCAL) or attrs.get(_IFA_ADDRESS)
+    if raw is None or len(raw) != (4 if family == socket.AF_INET else 16):
+        return None
+    if _IFA_FLAGS in attrs and len(attrs[_IFA_FLAGS]) >= 4:
+        flags = _U32.unpack_from(attrs[_IFA_FLAGS])[0]
+    label = attrs[_IFA_LABEL].rstrip(b"\0").decode(errors="replace") if _IFA_LABEL in attrs else None
+    return AddressInfo(index, _interface(raw, prefixlen), scope, flags, label)
+
+
 def _interface(raw: bytes, prefixlen: int) -> IPInterfaceT:
     # the same VIPs come and go: building ipaddress objects is most of the decoding cost
     return IPv4Interface((raw, prefixlen)) if len(raw) == 4 else IPv6Interface((raw, prefixlen))
@@ -1180,18 +1185,8 @@ class RtnlMonitor:
             )
             mac = ":".join(f"{b:02x}" for b in attrs[_IFLA_ADDRESS]) if _IFLA_ADDRESS in attrs else None
             self._link(index, name, flags, mac, mtype == _RTM_DELLINK, events)
-        elif mtype in (_RTM_NEWADDR, _RTM_DELADDR) and end - off >= _IFADDRMSG.size:
-            family, prefixlen, flags, _scope, index = _IFADDRMSG.unpack_from(data, off)
-            if family not in (socket.AF_INET, socket.AF_INET6):
-                return
-            attrs = _rtattrs(data, off + _IFADDRMSG.size, end)
-            raw = attrs.get(_IFA_LOCAL) or attrs.get(_IFA_ADDRESS)
-            if raw is None or len(raw) != (4 if family == socket.AF_INET else 16):
-                return
-            if _IFA_FLAGS in attrs and len(attrs[_IFA_FLAGS]) >= 4:
-                flags = _U32.unpack_from(attrs[_IFA_FLAGS])[0]
-            label = attrs[_IFA_LABEL].rstrip(b"\0").decode(errors="replace") if _IFA_LABEL in attrs else None
-            self._addr(index, _interface(raw, prefixlen), label, flags, mtype == _RTM_DELADDR, events)
+        elif mtype in (_RTM_NEWADDR, _RTM_DELADDR) and (a := _ifaddr(data, off, end)) is not None:
+            self._addr(a.ifindex, a.address, a.label, a.flags, mtype == _RTM_DELADDR, events)
 
     def _link(
         self,
