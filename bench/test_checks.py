@@ -27,6 +27,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,7 +37,6 @@ from fastka._compat import USE_EXTENSIONS
 
 N = 1000
 WINDOW = float(os.environ.get("FASTKA_BENCH_CHECK_WINDOW", "3"))
-RESPONSE = b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nok\n"
 
 table = table_fixture("checks: 1000 real servers, delay_loop 1 s, on loopback", "us/check")
 
@@ -44,6 +44,9 @@ table = table_fixture("checks: 1000 real servers, delay_loop 1 s, on loopback", 
 # ---------------------------------------------------------------------- the target process
 def serve(kind: str, n: int) -> None:
     """N listeners on 127.0.0.1; prints the ports, then the served count for each line read."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "compare"))
+    from _checks_target import Responder
+
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 3 * n + 1000), hard))
     ep = select.epoll()
@@ -56,47 +59,18 @@ def serve(kind: str, n: int) -> None:
         listeners[s.fileno()] = s
         ep.register(s.fileno(), select.EPOLLIN)
     ep.register(0, select.EPOLLIN)
-    conns: dict[int, tuple[socket.socket, bytes]] = {}
-    served = 0
+    responder = Responder(kind, ep)
     print(" ".join(str(s.getsockname()[1]) for s in listeners.values()), flush=True)
     while True:
         for fd, _ in ep.poll():
             if fd == 0:
                 if not os.read(0, 64):
                     return
-                print(served, flush=True)
+                print(responder.served, flush=True)
             elif fd in listeners:
-                while True:
-                    try:
-                        c, _ = listeners[fd].accept()
-                    except BlockingIOError:
-                        break
-                    if kind == "tcp":
-                        c.close()
-                        served += 1
-                        continue
-                    c.setblocking(False)
-                    conns[c.fileno()] = (c, b"")
-                    ep.register(c.fileno(), select.EPOLLIN)
+                responder.accept(listeners[fd])
             else:
-                c, buf = conns[fd]
-                try:
-                    data = c.recv(4096)
-                except OSError:
-                    data = b""
-                buf += data
-                if data and b"\r\n\r\n" not in buf:
-                    conns[fd] = (c, buf)
-                    continue
-                ep.unregister(fd)
-                del conns[fd]
-                if data:
-                    try:
-                        c.send(RESPONSE)
-                        served += 1
-                    except OSError:
-                        pass
-                c.close()
+                responder.readable(fd)
 
 
 class Target:

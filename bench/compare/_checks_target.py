@@ -15,6 +15,52 @@ from pathlib import Path
 RESPONSE = b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nok\n"
 
 
+class Responder:
+    """Serves the connections of listening sockets registered with ``ep`` (also the
+    loopback target of ``bench/test_checks.py``): ``tcp`` closes each at once, ``http``
+    reads the request head, answers 200 and closes. ``served`` counts them."""
+
+    def __init__(self, kind: str, ep: select.epoll) -> None:
+        self.kind = kind
+        self.ep = ep
+        self.conns: dict[int, tuple[socket.socket, bytes]] = {}
+        self.served = 0
+
+    def accept(self, lsock: socket.socket) -> None:
+        while True:
+            try:
+                c, _ = lsock.accept()
+            except BlockingIOError:
+                return
+            if self.kind == "tcp":
+                c.close()
+                self.served += 1
+                continue
+            c.setblocking(False)
+            self.conns[c.fileno()] = (c, b"")
+            self.ep.register(c.fileno(), select.EPOLLIN)
+
+    def readable(self, fd: int) -> None:
+        c, buf = self.conns[fd]
+        try:
+            data = c.recv(4096)
+        except OSError:
+            data = b""
+        buf += data
+        if data and b"\r\n\r\n" not in buf:
+            self.conns[fd] = (c, buf)
+            return
+        self.ep.unregister(fd)
+        del self.conns[fd]
+        if data:
+            try:
+                c.send(RESPONSE)
+                self.served += 1
+            except OSError:
+                pass
+        c.close()
+
+
 def main() -> None:
     kind, count_file = sys.argv[1], Path(sys.argv[2])
     tmp = count_file.with_suffix(".tmp")
@@ -25,47 +71,18 @@ def main() -> None:
     lsock.setblocking(False)
     ep = select.epoll()
     ep.register(lsock.fileno(), select.EPOLLIN)
-    conns: dict[int, tuple[socket.socket, bytes]] = {}
-    served = 0
+    responder = Responder(kind, ep)
     next_write = 0.0
     print("ready", flush=True)
     while True:
         for fd, _ in ep.poll(0.2):
             if fd == lsock.fileno():
-                while True:
-                    try:
-                        c, _ = lsock.accept()
-                    except BlockingIOError:
-                        break
-                    if kind == "tcp":
-                        c.close()
-                        served += 1
-                        continue
-                    c.setblocking(False)
-                    conns[c.fileno()] = (c, b"")
-                    ep.register(c.fileno(), select.EPOLLIN)
-                continue
-            c, buf = conns[fd]
-            try:
-                data = c.recv(4096)
-            except OSError:
-                data = b""
-            buf += data
-            if data and b"\r\n\r\n" not in buf:
-                conns[fd] = (c, buf)
-                continue
-            ep.unregister(fd)
-            del conns[fd]
-            if data:
-                try:
-                    c.send(RESPONSE)
-                    served += 1
-                except OSError:
-                    pass
-            c.close()
+                responder.accept(lsock)
+            else:
+                responder.readable(fd)
         now = time.monotonic()
         if now >= next_write:
-            tmp.write_text(str(served))
+            tmp.write_text(str(responder.served))
             tmp.replace(count_file)  # atomic: a reader never sees a half-written number
             next_write = now + 0.2
 
