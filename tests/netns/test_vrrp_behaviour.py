@@ -10,27 +10,15 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from rig import Rig, require_netns
-from vrrp_pairs import V3, Inst, Pair, Variant, config, explain, make_pair, wait_for
+from rig import Rig
+from vrrp_pairs import V3, Inst, Pair, Variant, config, explain, make_pair, parallel, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.netns]
 
 ADV = V3.advert_int
-
-
-def parallel(*scenarios: Callable[[], None]) -> None:
-    """Run independent scenarios at once (each builds its own namespaces)."""
-    require_netns()
-    with ThreadPoolExecutor(len(scenarios)) as ex:
-        futures = [ex.submit(fn) for fn in scenarios]
-        errors = [f.exception() for f in futures]
-    failed = [e for e in errors if e is not None]
-    if failed:
-        raise AssertionError("\n\n".join(f"{type(e).__name__}: {e}" for e in failed)) from failed[0]
 
 
 def one_owner(pair: Pair) -> None:

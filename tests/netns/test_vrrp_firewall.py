@@ -14,13 +14,11 @@ import json
 import socket
 import subprocess
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from rig import Netns, Rig, require_netns, require_tool
-from vrrp_pairs import wait_for
+from rig import Netns, Rig, require_tool
+from vrrp_pairs import parallel, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.netns]
 
@@ -98,16 +96,6 @@ vrrp_instance VI_W {{
 }}
 """
 INSTANCES = ("VI_1", "VI_2", "VI_6", "VI_V", "VI_W")
-
-
-def parallel(*scenarios: Callable[[], None]) -> None:
-    require_netns()
-    require_tool("nft")
-    with ThreadPoolExecutor(len(scenarios)) as ex:
-        errors = [f.exception() for f in [ex.submit(fn) for fn in scenarios]]
-    failed = [e for e in errors if e is not None]
-    if failed:
-        raise AssertionError("\n\n".join(f"{type(e).__name__}: {e}" for e in failed)) from failed[0]
 
 
 def ruleset(ns: Netns) -> list[dict[str, Any]]:
@@ -317,4 +305,5 @@ def transitions() -> None:
 
 
 def test_accept_mode_firewall() -> None:
+    require_tool("nft")
     parallel(no_accept_like_keepalived, strict_mode_like_keepalived, transitions)
