@@ -9,6 +9,7 @@ import socket
 from typing import Any
 
 import pytest
+from vrrp_fakes import Clock
 
 from conftest import implementations, load
 from fastka.errors import VrrpDecodeError
@@ -28,14 +29,6 @@ SRC = socket.inet_aton("10.0.0.2")
 OTHER = socket.inet_aton("10.0.0.3")
 GROUP = socket.inet_aton("224.0.0.18")
 VIP = socket.inet_aton("10.0.0.100")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Handler:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vrrp_fakes import A_HIGH, FakeIO, make
+from vrrp_fakes import A_HIGH, Clock, FakeIO, make
 
 from fastka.config.compile import loads
 from fastka.config.diagnostics import has_errors
@@ -16,14 +16,6 @@ from fastka.vrrp.instance import Instance, State
 from fastka.vrrp.track import Trackers
 
 T0 = 1000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Runner:
@@ -89,7 +81,7 @@ class World:
     """Two instances with their trackers, as the router builds them."""
 
     def __init__(self) -> None:
-        self.clock = Clock()
+        self.clock = Clock(T0)
         self.loop = Loop(clock=self.clock)
         self.runner = Runner()
         config = _config()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from vrrp_fakes import make
+from vrrp_fakes import Clock, make
 
 from conftest import require_root
 from fastka.config.model import TrackProcess
@@ -34,14 +34,6 @@ from fastka.vrrp.proc_events import (
 from fastka.vrrp.track import ProcessTracker
 
 T0 = 1000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _event(what: int, *fields: int, comm: bytes = b"") -> bytes:
@@ -132,7 +124,7 @@ def _fake_proc(root: Path, procs: dict[int, tuple[str, list[str], str]]) -> None
 
 
 def test_watcher_scans_proc(tmp_path: Path) -> None:
-    loop = Loop(clock=Clock())
+    loop = Loop(clock=Clock(T0))
     seen: list[tuple[str, int]] = []
     specs = {
         "web": _tp(name="web"),
@@ -166,7 +158,7 @@ def test_watcher_scans_proc(tmp_path: Path) -> None:
 
 
 def test_tracker_quorum_and_delays() -> None:
-    clock = Clock()
+    clock = Clock(T0)
     loop = Loop(clock=clock)
     try:
         tr = ProcessTracker(_tp(quorum=2, quorum_max=3, fork_delay=1.0, terminate_delay=2.0), loop)
@@ -208,7 +200,7 @@ def test_tracker_quorum_and_delays() -> None:
 
 
 def test_tracker_weight_zero_faults() -> None:
-    loop = Loop(clock=Clock())
+    loop = Loop(clock=Clock(T0))
     try:
         tr = ProcessTracker(_tp(), loop)
         tr.set_count(0)

@@ -16,6 +16,16 @@ def cfg(name: str = "VI_1", **kw: Any) -> VrrpInstanceConfig:
     return VrrpInstanceConfig(name=name, **kw)
 
 
+class Clock:
+    """The loop's clock in a test: it says what ``now`` says."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @dataclass
 class FakeIO:
     """Records every request of the state machine as (name, args) tuples."""
