@@ -19,3 +19,22 @@ SO_ATTACH_FILTER = 26  # asm-generic/socket.h
 
 VRRP_MCAST_GROUP4 = "224.0.0.18"  # RFC 5798 §5.1.1.2
 VRRP_MCAST_GROUP6 = "ff02::12"  # RFC 5798 §5.1.2.2
+
+CLONE_NEWNET = 0x40000000  # linux/sched.h
+
+
+def enter_netns(name: str) -> None:
+    """Move the calling thread (a single-threaded process: the process, and the children
+    it forks) into network namespace ``name``: an ``ip netns`` name or a path such as
+    ``/proc/PID/ns/net``. Keepalived's ``-s``/``net_namespace``; the netns rigs."""
+    import ctypes
+    import os
+
+    path = name if name.startswith("/") else f"/run/netns/{name}"
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), path)
+    finally:
+        os.close(fd)

@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastka import log as fastka_log
 from fastka import memcheck, status, systemd
+from fastka._linux import enter_netns
 from fastka._version import __version__
 from fastka.child import (
     DEFAULT_UMASK,
@@ -269,22 +270,6 @@ def _libc() -> Any:
     import ctypes
 
     return ctypes.CDLL(None, use_errno=True)
-
-
-def enter_netns(name: str) -> None:
-    """Move this process into network namespace ``name`` (``ip netns`` naming), as
-    Keepalived's ``-s``/``net_namespace`` does; the children inherit it."""
-    import ctypes
-
-    path = name if name.startswith("/") else f"/run/netns/{name}"
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err), path)
-    finally:
-        os.close(fd)
 
 
 @dataclass

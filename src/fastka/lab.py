@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import ipaddress
 import os
 import shutil
@@ -36,10 +35,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fastka._linux import enter_netns
+
 __all__ = ["main"]
 
 KEEPALIVED = "/usr/sbin/keepalived"
-CLONE_NEWNET = 0x40000000
 VIP = "10.99.0.100"
 NET = "10.99.0"
 
@@ -54,17 +54,6 @@ def _run(*args: str, check: bool = True, input: str | None = None) -> str:
     return res.stdout
 
 
-def _setns(path: str) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if libc.setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
-    finally:
-        os.close(fd)
-
-
 def _in_netns(netns: str, fn: Callable[[], Any]) -> Any:
     """Run ``fn`` in a thread that entered ``netns``; sockets made there stay in it."""
     out: list[Any] = []
@@ -72,7 +61,7 @@ def _in_netns(netns: str, fn: Callable[[], Any]) -> Any:
 
     def body() -> None:
         try:
-            _setns(f"/run/netns/{netns}")
+            enter_netns(netns)
             out.append(fn())
         except BaseException as exc:
             err.append(exc)

@@ -7,9 +7,7 @@ rs1..rs4 10.1.0.11..14; rs4 is the sorry server.
 
 from __future__ import annotations
 
-import ctypes
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -20,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fastka._linux import enter_netns
 from fastka.check.manager import CheckerManager
 from fastka.check.sink import KernelSink
 from fastka.check.spec import (
@@ -39,9 +38,7 @@ sys.path.insert(0, str(HERE))
 from topology import ipvs_table  # noqa: E402
 
 PYTHON = sys.executable
-CLONE_NEWNET = 0x40000000
 VIP, VIP_DR = "10.0.0.10", "10.0.0.20"
-libc = ctypes.CDLL(None, use_errno=True)
 report: dict[str, Any] = {}
 
 
@@ -50,12 +47,7 @@ def in_netns(name: str, fn: Callable[[], Any]) -> Any:
     box: list[Any] = []
 
     def target() -> None:
-        fd = os.open(f"/run/netns/{name}", os.O_RDONLY)
-        try:
-            if libc.setns(fd, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns")
-        finally:
-            os.close(fd)
+        enter_netns(name)
         box.append(fn())
 
     t = threading.Thread(target=target)

@@ -27,8 +27,8 @@ Design choices:
 
 * Namespace names are ``fkt-<pid>-<n>-<name>``: unique across concurrent test runs, and
   :func:`remove_stale_namespaces` can tell a dead run's leftovers (its pid is gone).
-* Code runs *inside* a namespace in a worker thread that called ``setns(CLONE_NEWNET)``
-  (:meth:`Netns.call`): sockets it creates belong to that namespace and stay usable from
+* Code runs *inside* a namespace in a worker thread that entered it
+  (``fastka._linux.enter_netns``; :meth:`Netns.call`): sockets it creates belong to that namespace and stay usable from
   any thread afterwards, and ``/proc/sys/net`` resolves to the namespace too. This is how
   tests create fastka's sockets and netlink objects "inside" a router without a subprocess.
 * Processes run through ``ip netns exec`` (which also gives them a matching ``/sys``) in
@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import importlib.util
 import ipaddress
 import itertools
@@ -67,16 +66,16 @@ from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any, NamedTuple, TypeVar
 
+from fastka._linux import enter_netns
+
 T = TypeVar("T")
 
 PREFIX = "fkt-"
 NETNS_RUN_DIR = Path("/run/netns")
 KEEPALIVED = "/usr/sbin/keepalived"
-CLONE_NEWNET = 0x40000000
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
-_libc = ctypes.CDLL(None, use_errno=True)
 _counter = itertools.count(1)
 
 
@@ -106,16 +105,6 @@ def require_netns() -> None:
 
 
 # --------------------------------------------------------------------------- setns
-
-
-def _setns(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if _libc.setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"setns({path}): {os.strerror(err)}")
-    finally:
-        os.close(fd)
 
 
 def _ip(args: Sequence[str], *, netns: str | None = None, batch: str | None = None) -> str:
@@ -306,7 +295,7 @@ class Netns:
             self._executor = ThreadPoolExecutor(
                 max_workers=1,
                 thread_name_prefix=f"netns-{self.name}",
-                initializer=_setns,
+                initializer=enter_netns,
                 initargs=(self.path,),
             )
         return self._executor.submit(fn, *args, **kwargs).result()
