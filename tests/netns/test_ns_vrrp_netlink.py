@@ -60,7 +60,7 @@ def test_ipv4_vips_with_label_brd_scope_idempotent(lan: Lan) -> None:
     assert a["10.98.0.101/24"]["scope"] == "link" and a["10.98.0.101/24"]["broadcast"] == "10.98.0.255"
     assert a["10.99.0.102/24"]["broadcast"] == "10.99.0.250"
     assert a["10.99.0.103/32"]["scope"] == "host"
-    assert nl.primary_ipv4(lan.r1.ifindex("eth0")) == IPv4Address("10.99.0.11")
+    assert nl.source_addresses()[lan.r1.ifindex("eth0")][0] == IPv4Address("10.99.0.11")
     assert nl.has_address(ip_address("10.99.0.100"))
     assert nl.del_address(vip("10.99.0.100/24"))
     assert not nl.del_address(vip("10.99.0.100/24"))  # already gone: fine
@@ -112,8 +112,8 @@ def test_interface_queries(lan: Lan) -> None:
     assert eth0.ifindex == lan.r1.ifindex("eth0") == nl.ifindex("eth0")
     assert eth0.mac == "02:99:00:00:00:11" and eth0.up and eth0.kind == "veth" and not eth0.noarp
     assert nl.link(eth0.ifindex).ifname == "eth0"
-    assert nl.ipv6_link_local(eth0.ifindex) == IPv6Address("fe80::99:ff:fe00:11")
-    assert nl.primary_ipv4(nl.ifindex("lo")) == IPv4Address("127.0.0.1")
+    assert nl.source_addresses()[eth0.ifindex][1] == IPv6Address("fe80::99:ff:fe00:11")
+    assert nl.source_addresses()[nl.ifindex("lo")][0] == IPv4Address("127.0.0.1")
     assert {"lo", "eth0"} <= {li.ifname for li in nl.links()}
     with pytest.raises(NetlinkOpError) as e:
         nl.link("nosuchdev")
@@ -258,7 +258,7 @@ def test_ipv6_vmac_link_local(lan: Lan) -> None:
     # exactly the one link-local given, without DAD
     (ll,) = lan.r1.addresses("vrrp.57")
     assert ll.address == ip_interface("fe80::200:5eff:fe00:239/64") and ll.flags & 0x02  # IFA_F_NODAD
-    assert nl.ipv6_link_local(info.ifindex) == IPv6Address("fe80::200:5eff:fe00:239")
+    assert nl.source_addresses()[info.ifindex][1] == IPv6Address("fe80::200:5eff:fe00:239")
     # Keepalived 2.2.7's choice, the parent's link-local, can be asked for
     parent_ll = lan.r2.link_local("eth0")
     nl2 = netlink(lan.r2)
@@ -268,7 +268,7 @@ def test_ipv6_vmac_link_local(lan: Lan) -> None:
         family=socket.AF_INET6,
         link_local=parent_ll,
     )
-    assert nl2.ipv6_link_local(info2.ifindex) == parent_ll
+    assert nl2.source_addresses()[info2.ifindex][1] == parent_ll
 
 
 def test_adverts_from_a_vmac_carry_the_virtual_mac(lan: Lan) -> None:

@@ -544,18 +544,14 @@ class Netlink:
                 out.append(a)
         return out
 
-    def primary_ipv4(self, ifindex: int, *, exclude: Iterable[IPAddressT] = ()) -> IPv4Address | None:
-        """The interface's primary IPv4 address: the first global-scope address that is not
-        a secondary (the kernel lists host- and link-scope primaries first), else the first
-        primary of any scope. ``exclude`` leaves out addresses (our own VIPs)."""
-        return _primary_ipv4(self.addresses(ifindex, socket.AF_INET), set(exclude))
-
     def source_addresses(
         self, *, exclude: Iterable[IPAddressT] = ()
     ) -> dict[int, tuple[IPv4Address | None, IPv6Address | None]]:
-        """Every interface's :meth:`primary_ipv4` and :meth:`ipv6_link_local` from one
-        address dump (a thousand instances on four interfaces asked for eight dumps of
-        every address, VIPs included, at start)."""
+        """Every interface's VRRP source addresses, by ifindex, from one address dump: the
+        primary IPv4 address -- the first global-scope address that is not a secondary
+        (the kernel lists host- and link-scope primaries first), else the first primary of
+        any scope, ``exclude`` left out (our own VIPs) -- and the first usable (not
+        tentative) IPv6 link-local address."""
         skip = set(exclude)
         by_index: dict[int, list[AddressInfo]] = {}
         for a in self.addresses():
@@ -587,10 +583,6 @@ class Netlink:
                         out.append(a)
         except OSError as e:
             raise NetlinkOpError(e.errno or _errno.EIO, "dump addresses") from e
-
-    def ipv6_link_local(self, ifindex: int) -> IPv6Address | None:
-        """The interface's first usable (not tentative) IPv6 link-local address."""
-        return _link_local6(self.addresses(ifindex, socket.AF_INET6))
 
     def has_address(self, address: IPAddressT, ifindex: int | None = None) -> bool:
         return any(a.ip == address for a in self.addresses(ifindex, _family(address)))
