@@ -343,7 +343,10 @@ def test_advert_sent_means_nothing_unless_resuming_at_once() -> None:
     assert not inst.resumes_at_once()  # the router sends nothing early for it
     inst.start(T0, resume_master=True, advert_sent=True)  # a caller that sent one anyway
     assert inst.state == State.FAULT and io.adverts() == []
-    assert not inst._advert_sent  # when it becomes MASTER later, it sends its own advert
+    inst.clear_fault(T0 + 1, "interface:eth0")
+    assert inst.state == State.BACKUP
+    inst.on_down_timer(T0 + 5)
+    assert inst.state == State.MASTER and io.adverts() == [150]  # its own first advert
     backup, io2 = make(priority=150)
     backup.start(T0, resume_master=False, advert_sent=True)
     assert backup.state == State.BACKUP

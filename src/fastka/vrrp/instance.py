@@ -186,7 +186,6 @@ class Instance:
         self.down_deadline: float | None = None
         self.started = False
         self._resume_master = False
-        self._advert_sent = False  # start(advert_sent=True): the first MASTER advert is out
         self.last_transition: Transition | None = None
         self.transitions = 0
         # statistics (the engine counts adverts and drops)
@@ -259,10 +258,8 @@ class Instance:
         process (a restarted child, a reload): become MASTER at once, first advert now,
         instead of listening for a master-down interval (a fastka extension).
         ``advert_sent``: the caller has just sent that first advert (see
-        :meth:`resumes_at_once`)."""
-        # only meaningful when this start makes it MASTER at once (else the advert it
-        # sends on becoming MASTER later must not be skipped)
-        self._advert_sent = advert_sent and resume_master and self.resumes_at_once()
+        :meth:`resumes_at_once`); it counts only if this start makes the instance MASTER at
+        once -- a MASTER it becomes later sends its own."""
         self.started = True
         self._resume_master = resume_master
         if self.faults:
@@ -273,7 +270,7 @@ class Instance:
                 "(%s) waiting for the first result of %s", self.name, ", ".join(sorted(self.init_pending))
             )
             return
-        self._leave_init(now)
+        self._leave_init(now, advert_sent=advert_sent)
 
     def resumes_at_once(self) -> bool:
         """Would ``start(now, resume_master=True)`` make this instance MASTER at once? A
@@ -281,12 +278,10 @@ class Instance:
         re-adds addresses and sends GARPs, so that no peer's master-down timer runs out."""
         return not self.started and not self.faults and not self.init_pending and self.sync is None
 
-    def _leave_init(self, now: float) -> None:
+    def _leave_init(self, now: float, *, advert_sent: bool = False) -> None:
         if self._resume_master and (self.sync is None or all(m._resume_master for m in self.sync.members)):
-            sent, self._advert_sent = self._advert_sent, False
-            self._become_master(now, "resumed as MASTER", advert_sent=sent)
+            self._become_master(now, "resumed as MASTER", advert_sent=advert_sent)
             return
-        self._advert_sent = False
         if (
             self.owner
             and self.wantstate == State.MASTER
