@@ -110,8 +110,6 @@ cdef extern from *:
         }
         while (n-- > 0) *d++ = *s++;
     }
-    /* A 16-bit result (a checksum) as an int. */
-    static inline PyObject *fk_u16(unsigned v) { return PyLong_FromLong((long)v); }
     /* Put a METH_FASTCALL method into an extension type (Cython's own methods parse
        their arguments with more bookkeeping than a hot call can afford). */
     static int fk_install_method(PyObject *type, PyMethodDef *m) {
@@ -194,7 +192,6 @@ cdef extern from *:
     void fk_copy(uint8_t *, const uint8_t *, Py_ssize_t) noexcept nogil
     bint fk_equal(const uint8_t *, const uint8_t *, Py_ssize_t) noexcept nogil
     int fk_install_method(object, PyMethodDef *) except -1
-    object fk_u16(unsigned)
     bint fk_small_long(object, long *) noexcept
     # the same on borrowed pointers, for the argument fast paths (no reference counting)
     bint _p_small_long "fk_small_long"(PyObject *, long *) noexcept
@@ -1070,12 +1067,12 @@ cdef object _vrrp_checksum_fast(PyObject *self, PyObject **args, Py_ssize_t narg
         n = _p_bytes_len(args[0])
         if n >= 8:
             if nargs == 1:
-                return fk_u16(_checksum(_p_bytes_data(args[0]), n, NULL, NULL, 0))
+                return _checksum(_p_bytes_data(args[0]), n, NULL, NULL, 0)
             if _p_bytes_exact(args[1]) and _p_bytes_exact(args[2]):
                 sl = _p_bytes_len(args[1])
                 if (sl == 4 or sl == 16) and _p_bytes_len(args[2]) == sl:
-                    return fk_u16(_checksum(_p_bytes_data(args[0]), n, _p_bytes_data(args[1]),
-                                            _p_bytes_data(args[2]), <int>sl))
+                    return _checksum(_p_bytes_data(args[0]), n, _p_bytes_data(args[1]),
+                                     _p_bytes_data(args[2]), <int>sl)
     return _vrrp_checksum(<object>args[0], <object>args[1] if nargs > 1 else _EMPTY,
                           <object>args[2] if nargs > 2 else _EMPTY)
 
