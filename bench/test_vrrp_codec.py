@@ -21,8 +21,7 @@ same loop around ``len(b"")``):
   dissection only (no validation); for v3/IPv6 it needs the IPv6 header to type the
   addresses, so it dissects that too.
 * ``vrrp-checksum``: the checksum of a message (v3: with the IPv6 pseudo-header). scapy:
-  ``scapy.utils.checksum`` / ``in6_chksum``. ``-kept``: ``c = vrrp_checksum(...)``, the
-  previous result alive during each call (the int is freed one call later).
+  ``scapy.utils.checksum`` / ``in6_chksum``.
 * ``vrrp-batch-validate``: 64 packets (64 instances, one socket) classified in one call,
   reported per call and per packet (fastka: 100 calls per round; the ``-changed`` rows
   call a small Python function alternating two batches, < 1 ns per packet). IPv4 packets include their IP header (raw socket);
@@ -192,23 +191,22 @@ def test_vrrp_decode(benchmark: Any, impl: str, packet: str) -> None:
 # ----------------------------------------------------------------------------- checksum
 
 
-@pytest.mark.parametrize(("impl", "packet"), _params(["kept"]))
+@pytest.mark.parametrize(("impl", "packet"), _params())
 def test_vrrp_checksum(benchmark: Any, impl: str, packet: str) -> None:
     benchmark.group = "vrrp-checksum"
-    keep = packet.endswith("-kept")  # each result held until the next call has returned
-    p = PKT[packet.removesuffix("-kept")]
+    p = PKT[packet]
     want = int.from_bytes(p.msg[6:8], "big")
     if impl == "scapy":
         if p.v3:
             assert in6_chksum(112, p.ip6, p.zeroed) == want
-            bench_calls(benchmark, in6_chksum, 112, p.ip6, p.zeroed, n=INNER[impl], keep=keep)
+            bench_calls(benchmark, in6_chksum, 112, p.ip6, p.zeroed, n=INNER[impl])
         else:
             assert scapy_checksum(p.zeroed) == want
-            bench_calls(benchmark, scapy_checksum, p.zeroed, n=INNER[impl], keep=keep)
+            bench_calls(benchmark, scapy_checksum, p.zeroed, n=INNER[impl])
         return
     vrrp_checksum = _module(impl).vrrp_checksum
     assert vrrp_checksum(*p.checksum_args) == want
-    bench_calls(benchmark, vrrp_checksum, *p.checksum_args, n=INNER[impl], keep=keep)
+    bench_calls(benchmark, vrrp_checksum, *p.checksum_args, n=INNER[impl])
 
 
 # ----------------------------------------------------------------------------- batch validate
