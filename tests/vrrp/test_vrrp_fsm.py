@@ -353,3 +353,31 @@ def test_advert_sent_means_nothing_unless_resuming_at_once() -> None:
     backup.on_down_timer(T0 + 4)
     assert backup.state == State.MASTER and io2.adverts() == [150]  # its own first advert
     assert not backup.resumes_at_once()  # started already
+
+
+def test_restarted_child_advertises_every_resumed_master_first() -> None:
+    """Router._start_instances: the adverts of all resumed MASTERs go out before any of
+    them re-adds addresses (with a thousand instances the addresses and GARPs take longer
+    than a peer's master-down interval); one advert each; a BACKUP sends none."""
+    from types import SimpleNamespace as NS
+
+    from fastka.vrrp.router import Router
+
+    log: list[tuple[str, str]] = []
+    slots = {}
+    for vi, vrid in (("VI_1", 1), ("VI_2", 2), ("VI_3", 3)):
+        inst, io = make(vi, priority=150, virtual_router_id=vrid)
+        io._rec = lambda name, *args, vi=vi: log.append((vi, name))  # type: ignore[method-assign]
+        slots[vi] = NS(name=vi, inst=inst, send_advert=io.send_advert)
+    router = Router.__new__(Router)
+    router.loop = NS(time=lambda: T0)  # type: ignore[assignment]
+    router.slots = slots  # type: ignore[assignment]
+    router.groups = {}
+    router.changed = lambda: None  # type: ignore[method-assign]
+    Router._start_instances(router, {"VI_1": "MASTER", "VI_2": "MASTER", "VI_3": "BACKUP"})
+    adverts = [vi for vi, name in log if name == "send_advert"]
+    assert sorted(adverts) == ["VI_1", "VI_2"]
+    first_address = next(i for i, (_, name) in enumerate(log) if name == "add_addresses")
+    assert all(i < first_address for i, (_, name) in enumerate(log) if name == "send_advert")
+    assert slots["VI_1"].inst.state == slots["VI_2"].inst.state == State.MASTER
+    assert slots["VI_3"].inst.state == State.BACKUP
